@@ -1,0 +1,3 @@
+module github.com/mpgo/mp
+
+go 1.26.8

@@ -1,0 +1,297 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Pool is a set of workers, implemented by each backend. Programs call the
+// typed operations of this package ([Map], [Imap], [Apply], …) with a Pool and
+// its lifecycle methods (Close, Terminate, Join); the other methods are the
+// contract between those operations and the backends, and are not meant to
+// be called by programs.
+//
+// Every method must be safe for concurrent use.
+type Pool interface {
+	// Workers reports how many tasks the pool runs at once.
+	Workers() int
+
+	// Begin admits a new call. It returns an error wrapping ErrClosed after
+	// Close or Terminate. Each successful Begin is paired with one End,
+	// after the call has submitted its last task. A closed pool keeps
+	// running the tasks of calls admitted before Close.
+	Begin() error
+	// End marks the end of a call admitted by Begin.
+	End()
+	// Submit hands t to the pool. It blocks until a worker accepts t, ctx is
+	// done (it returns ctx.Err()), or the pool is terminated (it returns
+	// ErrTerminated). Once Submit has returned nil, the backend must finish
+	// t exactly once: by t.Run, t.Complete or t.Fail.
+	Submit(ctx context.Context, t *Task) error
+
+	// Close stops the pool from admitting new calls. Calls already running
+	// finish their work; then the workers exit. Close does not wait for
+	// that: Join does. Close is idempotent.
+	Close() error
+	// Terminate stops the pool now: queued and running tasks fail with
+	// ErrTerminated, so every pending call returns promptly, and contexts
+	// given to context-aware functions are cancelled. A plain function that
+	// is already running cannot be interrupted; Join waits for it.
+	Terminate() error
+	// Join waits until every worker has exited, or ctx is done. It returns
+	// ErrNotClosed if neither Close nor Terminate was called.
+	Join(ctx context.Context) error
+}
+
+// A Task is one chunk of items of one call, as a backend sees it. Tasks are
+// made by the operations of this package and handed to [Pool.Submit].
+type Task struct {
+	c     *call
+	impl  taskImpl
+	state atomic.Uint32 // 0 pending, 1 finished
+	sent  time.Time
+}
+
+type taskImpl interface {
+	run(ctx context.Context, stop *atomic.Bool) (int, error)
+	args() any
+	newResults() any
+	setResults(res any) (int, error)
+	base() int
+	size() int
+}
+
+// Run runs the task in this process and finishes it. It recovers panics of
+// the user function; it never panics itself.
+func (t *Task) Run() {
+	if t.state.Load() != 0 {
+		return
+	}
+	_, err := t.impl.run(t.c.ctx, &t.c.stop)
+	t.finish(err)
+}
+
+// Context returns the context of the task's call. It is cancelled when the
+// call ends, for any reason; a backend running the task remotely should then
+// cancel it there.
+func (t *Task) Context() context.Context { return t.c.ctx }
+
+// Func returns the registered function the task runs, or an error wrapping
+// ErrNotRegistered that names the function and says what line to add.
+func (t *Task) Func() (*Func, error) { return t.c.remote() }
+
+// Len returns the number of items in the task.
+func (t *Task) Len() int { return t.impl.size() }
+
+// Args returns the task's arguments as a []T, for a backend to encode.
+func (t *Task) Args() any { return t.impl.args() }
+
+// NewResults returns a pointer to an empty []R for a backend to decode
+// results into before passing it to Complete.
+func (t *Task) NewResults() any { return t.impl.newResults() }
+
+// Complete finishes a task run elsewhere. results must be a []R or *[]R with
+// one result per item run, in order; err is the error that stopped the
+// chunk, if any. A *TaskError's Index must count from the start of the
+// chunk; Complete makes it count from the start of the call's input.
+// Complete and Fail after the first have no effect.
+func (t *Task) Complete(results any, err error) {
+	if t.state.Load() != 0 {
+		return
+	}
+	n, serr := t.impl.setResults(results)
+	if serr == nil && err == nil && n != t.impl.size() {
+		serr = fmt.Errorf("pool: backend returned %d results for %d items", n, t.impl.size())
+	}
+	if serr != nil && err == nil {
+		err = serr
+	}
+	t.finish(err)
+}
+
+// Fail finishes the task with err without running it, or abandons it while it
+// runs: its call fails with err. Fail after the task has finished has no
+// effect.
+func (t *Task) Fail(err error) {
+	if err == nil {
+		err = errors.New("pool: task failed with a nil error")
+	}
+	t.finish(err)
+}
+
+// Done reports whether the task has finished.
+func (t *Task) Done() bool { return t.state.Load() != 0 }
+
+func (t *Task) finish(err error) {
+	if !t.state.CompareAndSwap(0, 1) {
+		return
+	}
+	t.c.taskDone(t, err)
+}
+
+// call is the state of one typed operation: the tasks it has submitted, its
+// first error and its context.
+type call struct {
+	p       Pool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	stop    atomic.Bool
+	pending atomic.Int64 // unfinished tasks, plus one while submitting
+	done    chan struct{}
+
+	mu  sync.Mutex
+	err error
+
+	fnPtr  uintptr
+	fnVal  any
+	shape  string
+	fnOnce sync.Once
+	fn     *Func
+	fnErr  error
+
+	// onDone, if set, is called for every finished task, after its error
+	// was recorded and before pending is decremented.
+	onDone func(t *Task, err error)
+}
+
+func begin[T, R any](ctx context.Context, p Pool, f typed[T, R]) (*call, error) {
+	if ctx == nil {
+		return nil, errors.New("pool: nil Context")
+	}
+	if p == nil {
+		return nil, errors.New("pool: nil Pool")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := p.Begin(); err != nil {
+		return nil, err
+	}
+	c := &call{p: p, done: make(chan struct{}), fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.pending.Store(1)
+	return c, nil
+}
+
+// end releases the call: it cancels the call's context, so that abandoned
+// tasks stop, and tells the pool the call submits no more.
+func (c *call) end() {
+	c.stop.Store(true)
+	c.cancel()
+	c.p.End()
+}
+
+func (c *call) remote() (*Func, error) {
+	c.fnOnce.Do(func() { c.fn, c.fnErr = registered(c.fnVal, c.fnPtr, c.shape) })
+	return c.fn, c.fnErr
+}
+
+func (c *call) name() string { return nameOfPC(c.fnPtr) }
+
+func (c *call) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.stop.Store(true)
+	c.cancel()
+}
+
+func (c *call) firstErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *call) taskDone(t *Task, err error) {
+	if err != nil && err != errStopped {
+		var te *TaskError
+		if errors.As(err, &te) && te.Func == "" {
+			te.Func = c.name()
+		}
+		if te != nil {
+			te.Index += t.impl.base()
+		}
+		c.fail(err)
+	}
+	if c.onDone != nil {
+		c.onDone(t, err)
+	}
+	c.release()
+}
+
+func (c *call) release() {
+	if c.pending.Add(-1) == 0 {
+		close(c.done)
+	}
+}
+
+// submit hands t to the pool, counting it as pending.
+func (c *call) submit(t *Task) error {
+	c.pending.Add(1)
+	t.sent = time.Now()
+	if err := c.p.Submit(c.ctx, t); err != nil {
+		c.pending.Add(-1)
+		c.fail(err)
+		return err
+	}
+	return nil
+}
+
+// wait waits for every submitted task, the call's failure, or ctx. It
+// returns the call's error.
+func (c *call) wait(ctx context.Context) error {
+	c.release() // the submitter's share
+	select {
+	case <-c.done:
+	case <-c.ctx.Done():
+	}
+	return c.result(ctx)
+}
+
+func (c *call) result(ctx context.Context) error {
+	err := c.firstErr()
+	if cerr := ctx.Err(); cerr != nil && (err == nil || errors.Is(err, cerr)) {
+		return cerr
+	}
+	return err
+}
+
+// chunk is a task's typed part: a run of consecutive items.
+type chunk[T, R any] struct {
+	f   *typed[T, R]
+	in  []T
+	out []R
+	off int
+}
+
+func (k *chunk[T, R]) run(ctx context.Context, stop *atomic.Bool) (int, error) {
+	return k.f.runRange(ctx, stop, k.in, k.out)
+}
+
+func (k *chunk[T, R]) args() any       { return k.in }
+func (k *chunk[T, R]) newResults() any { return new([]R) }
+func (k *chunk[T, R]) base() int       { return k.off }
+func (k *chunk[T, R]) size() int       { return len(k.in) }
+
+func (k *chunk[T, R]) setResults(res any) (int, error) {
+	var rs []R
+	switch v := res.(type) {
+	case []R:
+		rs = v
+	case *[]R:
+		rs = *v
+	case nil:
+	default:
+		return 0, errors.New("pool: backend returned results of the wrong type")
+	}
+	if len(rs) > len(k.out) {
+		return 0, errors.New("pool: backend returned more results than items")
+	}
+	return copy(k.out, rs), nil
+}
