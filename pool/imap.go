@@ -106,9 +106,9 @@ func imap[T, R any](ctx context.Context, p Pool, f typed[T, R], seq iter.Seq[T],
 		}
 		var (
 			eof      bool
-			inflight int              // submitted, not yet yielded
-			seqNext  int              // sequence number of the next chunk to submit
-			seqOut   int              // sequence number of the next chunk to yield
+			inflight int               // submitted, not yet yielded
+			seqNext  int               // sequence number of the next chunk to submit
+			seqOut   int               // sequence number of the next chunk to yield
 			ready    = map[int]*Task{} // finished out of order (ordered mode)
 			order    = map[*Task]int{}
 			offset   int
