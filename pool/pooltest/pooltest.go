@@ -816,7 +816,7 @@ func moduleGoroutines() string {
 	}
 	var left []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "github.com/mpgo/mp/") && !strings.Contains(g, "mp/pool/pooltest.") {
+		if strings.Contains(g, "github.com/mpgo/mp/") && !strings.Contains(g, "mp/pool/pooltest.") && !strings.Contains(g, "testing.(*M).Run(") {
 			left = append(left, g)
 		}
 	}

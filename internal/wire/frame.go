@@ -1,0 +1,188 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// DefaultMaxFrame is the largest frame a Codec accepts unless told
+// otherwise: 64 MiB. A chunk of items and its results each travel in one
+// frame, so this bounds a chunk's encoded size.
+const DefaultMaxFrame = 64 << 20
+
+// ErrFrameTooLarge is returned for a frame longer than the limit; the
+// connection cannot be trusted after it.
+var ErrFrameTooLarge = errors.New("mp: frame exceeds the size limit")
+
+// A Kind is the type of a message, the first byte of a frame's payload.
+type Kind byte
+
+// Message kinds. See spec.md.
+const (
+	KindSetup      Kind = 1  // driver → poolworker: Setup
+	KindSetupReply Kind = 2  // poolworker → driver: SetupReply
+	KindBinary     Kind = 3  // driver → poolworker: raw executable bytes; empty ends
+	KindReady      Kind = 4  // worker process → driver: Ready
+	KindConfig     Kind = 5  // driver → worker process: Config
+	KindRun        Kind = 6  // driver → worker: run a chunk
+	KindCancel     Kind = 7  // driver → worker: Cancel
+	KindResult     Kind = 8  // worker → driver: a chunk's results
+	KindRetire     Kind = 9  // worker → driver: Retire; no new chunks please
+	KindError      Kind = 10 // either way: ErrorMsg, then close
+	maxKind        Kind = KindError
+)
+
+func (k Kind) String() string {
+	names := [...]string{"invalid", "Setup", "SetupReply", "Binary", "Ready", "Config", "Run", "Cancel", "Result", "Retire", "Error"}
+	if int(k) < len(names) {
+		return names[k]
+	}
+	return fmt.Sprintf("Kind(%d)", byte(k))
+}
+
+// A Codec reads and writes frames on one byte stream (a TCP connection
+// before yamux starts, or one yamux stream): a 4-byte big-endian length,
+// then that many bytes of payload, the first of which is the Kind. It keeps
+// one msgpack encoder and one decoder for the stream's life.
+//
+// Send and its variants are safe for concurrent use; Recv must be called
+// from one goroutine at a time.
+type Codec struct {
+	max int
+
+	r    io.Reader
+	rbuf []byte
+	dec  *msgpack.Decoder
+	br   bytes.Reader
+
+	wmu  sync.Mutex
+	w    io.Writer
+	wbuf bytes.Buffer
+	enc  *msgpack.Encoder
+}
+
+// NewCodec returns a Codec on rw accepting frames up to max bytes
+// (DefaultMaxFrame if max <= 0).
+func NewCodec(rw io.ReadWriter, max int) *Codec {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return newCodec(bufio.NewReaderSize(rw, 64<<10), rw, max)
+}
+
+// NewUnbufferedCodec is NewCodec for a connection that changes hands or
+// protocols after a few messages (the handshake phase before yamux, or a
+// poolworker passing the connection to a child): it never reads past the
+// end of the frame it returns.
+func NewUnbufferedCodec(rw io.ReadWriter, max int) *Codec {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return newCodec(rw, rw, max)
+}
+
+func newCodec(r io.Reader, w io.Writer, max int) *Codec {
+	c := &Codec{max: max, r: r, w: w}
+	c.dec = msgpack.NewDecoder(&c.br)
+	c.enc = msgpack.NewEncoder(&c.wbuf)
+	c.enc.UseCompactInts(true)
+	return c
+}
+
+// Recv reads the next frame and returns its kind and body. The body is valid
+// until the next Recv.
+func (c *Codec) Recv() (Kind, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:]))
+	if n > c.max {
+		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.max)
+	}
+	if n == 0 {
+		return 0, nil, fmt.Errorf("%w: empty frame", ErrMalformed)
+	}
+	if cap(c.rbuf) < n {
+		c.rbuf = make([]byte, n)
+	}
+	buf := c.rbuf[:n]
+	if _, err := io.ReadFull(c.r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, fmt.Errorf("mp: truncated frame: %w", err)
+	}
+	k := Kind(buf[0])
+	if k == 0 || k > maxKind {
+		return 0, nil, fmt.Errorf("%w: unknown message kind %d", ErrMalformed, buf[0])
+	}
+	return k, buf[1:], nil
+}
+
+// ErrMalformed is returned for bytes that are not a valid frame or message.
+var ErrMalformed = errors.New("mp: malformed message")
+
+// Decoder returns the Codec's msgpack decoder, reset to read body.
+func (c *Codec) Decoder(body []byte) *msgpack.Decoder {
+	c.br.Reset(body)
+	c.dec.Reset(&c.br)
+	return c.dec
+}
+
+// Decode decodes body into v.
+func (c *Codec) Decode(body []byte, v any) error {
+	if err := c.Decoder(body).Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// Send encodes v with msgpack and writes it as one frame of kind k.
+func (c *Codec) Send(k Kind, v any) error {
+	return c.SendFunc(k, func(enc *msgpack.Encoder) error { return enc.Encode(v) })
+}
+
+// SendRaw writes b as the body of one frame of kind k.
+func (c *Codec) SendRaw(k Kind, b []byte) error {
+	return c.SendFunc(k, func(*msgpack.Encoder) error { c.wbuf.Write(b); return nil })
+}
+
+// SendFunc writes one frame of kind k whose body encode writes with enc. If
+// encode fails nothing is written, and the error is returned.
+func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf.Reset()
+	c.wbuf.Write([]byte{0, 0, 0, 0, byte(k)})
+	if err := encode(c.enc); err != nil {
+		c.shrink()
+		return err
+	}
+	b := c.wbuf.Bytes()
+	n := len(b) - 4
+	if n > c.max {
+		c.shrink()
+		return fmt.Errorf("%w: a %s message of %d bytes, limit %d (use a smaller chunksize)", ErrFrameTooLarge, k, n, c.max)
+	}
+	binary.BigEndian.PutUint32(b, uint32(n))
+	_, err := c.w.Write(b)
+	c.shrink()
+	return err
+}
+
+// shrink drops a large write buffer so that one huge message does not pin
+// its memory for the connection's life.
+func (c *Codec) shrink() {
+	if c.wbuf.Cap() > 1<<20 {
+		c.wbuf = bytes.Buffer{}
+		c.enc.Reset(&c.wbuf)
+	}
+}

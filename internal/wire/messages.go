@@ -1,0 +1,147 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Setup is the driver's first message to a poolworker after the handshake:
+// the executable it wants run, by content.
+type Setup struct {
+	GOOS, GOARCH string
+	SHA256       string   // hex SHA-256 of the executable
+	Size         int64    // its length in bytes
+	Args         []string // the program's arguments, so that its main reaches cluster.New as the driver's did
+}
+
+// SetupReply answers Setup. If Error is set the poolworker closes the
+// connection; if NeedBinary is set the driver sends the executable as
+// KindBinary frames, ending with an empty one.
+type SetupReply struct {
+	NeedBinary bool
+	Error      string
+}
+
+// Ready is a worker process's first message after the handshake (or, under
+// a poolworker, after it took over the connection).
+type Ready struct {
+	PID      int
+	Capacity int // chunks it runs at once
+	GOOS     string
+	GOARCH   string
+	Host     string
+}
+
+// Config is the driver's answer to Ready. After it both ends run yamux on
+// the connection: the driver as client, the worker as server.
+type Config struct {
+	Initializer       string // registered name, or ""
+	MaxTasks          int    // retire after this many chunks; 0 never
+	HeartbeatMillis   int    // yamux keepalive interval
+	WriteTimeoutMilli int    // yamux write timeout; also the ping's
+	MaxFrame          int
+}
+
+// Cancel asks the worker to cancel the context of chunk ID.
+type Cancel struct {
+	ID uint64
+}
+
+// Retire tells the driver the worker takes no new chunks (MaxTasks reached);
+// it exits once its running chunks are answered.
+type Retire struct {
+	Reason string
+}
+
+// ErrorMsg carries a fatal error to the peer, which then closes.
+type ErrorMsg struct {
+	Message string
+}
+
+// RemoteError is a chunk's failure as it crosses the wire.
+type RemoteError struct {
+	Kind    string // one of the ErrKind constants
+	Index   int    // within the chunk
+	Message string
+	Stack   string // panics only
+}
+
+// RemoteError kinds.
+const (
+	ErrKindError    = "error"    // the function returned an error
+	ErrKindPanic    = "panic"    // the function panicked; Message is the value
+	ErrKindCanceled = "canceled" // the function returned context.Canceled
+	ErrKindDeadline = "deadline" // the function returned context.DeadlineExceeded
+	ErrKindDecode   = "decode"   // the worker could not decode the arguments
+	ErrKindEncode   = "encode"   // the worker could not encode the results
+	ErrKindUnknown  = "unknown"  // the function is not registered in the worker
+	ErrKindInit     = "init"     // the worker's initializer failed
+)
+
+// ErrEncode wraps a value msgpack cannot encode (a channel, a func, …).
+var ErrEncode = errors.New("mp: cannot encode")
+
+// EncodeRun writes a Run body: [id, func name, args].
+func EncodeRun(enc *msgpack.Encoder, id uint64, fn string, args any) error {
+	if err := enc.EncodeArrayLen(3); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(id); err != nil {
+		return err
+	}
+	if err := enc.EncodeString(fn); err != nil {
+		return err
+	}
+	if err := enc.Encode(args); err != nil {
+		return fmt.Errorf("%w: the arguments of %s: %v", ErrEncode, fn, err)
+	}
+	return nil
+}
+
+// DecodeRunHeader reads a Run body's id and function name; the arguments
+// follow, for the caller to decode with dec into the function's type.
+func DecodeRunHeader(dec *msgpack.Decoder) (id uint64, fn string, err error) {
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n != 3 {
+		return 0, "", fmt.Errorf("%w: Run is not a 3-array (%v)", ErrMalformed, err)
+	}
+	if id, err = dec.DecodeUint64(); err != nil {
+		return 0, "", fmt.Errorf("%w: Run id: %v", ErrMalformed, err)
+	}
+	if fn, err = dec.DecodeString(); err != nil {
+		return 0, "", fmt.Errorf("%w: Run func: %v", ErrMalformed, err)
+	}
+	return id, fn, nil
+}
+
+// EncodeResult writes a Result body: [id, error or nil, results].
+func EncodeResult(enc *msgpack.Encoder, id uint64, rerr *RemoteError, results any) error {
+	if err := enc.EncodeArrayLen(3); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(id); err != nil {
+		return err
+	}
+	if err := enc.Encode(rerr); err != nil {
+		return err
+	}
+	return enc.Encode(results)
+}
+
+// DecodeResultHeader reads a Result body's id and error; the results follow,
+// for the caller to decode with dec into the chunk's result type.
+func DecodeResultHeader(dec *msgpack.Decoder) (id uint64, rerr *RemoteError, err error) {
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n != 3 {
+		return 0, nil, fmt.Errorf("%w: Result is not a 3-array (%v)", ErrMalformed, err)
+	}
+	if id, err = dec.DecodeUint64(); err != nil {
+		return 0, nil, fmt.Errorf("%w: Result id: %v", ErrMalformed, err)
+	}
+	if err = dec.Decode(&rerr); err != nil {
+		return 0, nil, fmt.Errorf("%w: Result error: %v", ErrMalformed, err)
+	}
+	return id, rerr, nil
+}

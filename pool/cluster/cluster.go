@@ -1,0 +1,434 @@
+// Package cluster runs a [pool.Pool] on worker processes: by default ones it
+// starts itself on this machine, or poolworker daemons on other machines.
+// Programs use it exactly as [github.com/mpgo/mp/pool/local]: moving a
+// program from one to the other changes its import line.
+//
+// # Where the workers come from
+//
+// With no configuration, [New] starts one worker process per CPU by
+// re-executing this program's own binary in worker mode, as Python's spawn
+// start method does. With MP_ADDRESS=host:port,… and MP_TOKEN (or the
+// [Addresses] and [Token] options) it connects to poolworker daemons
+// instead; each receives this program's executable over the connection
+// (once: nodes cache it by SHA-256) and runs it in worker mode. Nothing is
+// installed on a node by hand.
+//
+// # What runs twice
+//
+// A worker process is this program, started again with the same arguments.
+// It runs every init function and main up to the call of cluster.New, which
+// in a worker never returns: it serves chunks until the driver is done, then
+// exits. So anything main does before cluster.New happens in every worker
+// too (as code outside Python's if __name__ == "__main__" block): call
+// cluster.New early, before reading input or writing output. Functions are
+// found in the worker by their registered name, so register them in init
+// functions ([pool.Register]); an unregistered function or a closure fails
+// the call with an error wrapping [pool.ErrNotRegistered] that names the
+// line to add. A test binary starts workers from TestMain with [WorkerMain].
+//
+// # Faults
+//
+// A chunk whose worker dies (killed, crashed, or silent past the heartbeat
+// timeout) is re-run on another worker, up to [Retries] times, so a function
+// may run more than once for an item (at-least-once execution) but every
+// item gets exactly one result. A lost worker process is restarted; a lost
+// poolworker is redialled; one that stays away for [ReconnectFor] is given
+// up, and with no worker left calls fail with [pool.ErrNoWorkers].
+//
+// The protocol is described in internal/wire/spec.md.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mpgo/mp/pool"
+)
+
+// ErrWorkerLost is wrapped by the error of a chunk lost with more workers
+// than Retries allows.
+var ErrWorkerLost = errors.New("cluster: worker lost")
+
+// Pool is a pool of worker processes. Make one with [New]; use it with the
+// operations of package pool. It is safe for concurrent use.
+type Pool struct {
+	cfg     pool.Config
+	s       settings
+	sched   sched
+	nextID  atomic.Uint64
+	workers int
+	token   string // embedded workers' one-off token
+	exe     string
+
+	mu         sync.Mutex
+	closed     bool
+	terminated bool
+	active     int
+	stopping   bool
+	members    []*member
+	live       int // members not given up
+	lastErr    error
+
+	stop      chan struct{} // closed when the members must stop
+	term      chan struct{} // closed by Terminate
+	noWorkers chan struct{} // closed when every member is given up
+	wg        sync.WaitGroup
+}
+
+var _ pool.Pool = (*Pool)(nil)
+
+// New starts a cluster pool. In a worker process it never returns (see
+// [WorkerMain]). Otherwise it starts the worker processes, or connects to
+// every poolworker, and returns once all are ready, or an error: a
+// configuration error, or the first failure to start or reach a worker
+// (for poolworkers, an authentication failure wraps wire.ErrAuth and says
+// to check MP_TOKEN).
+//
+// It accepts the options of package pool and of this package. Workers sets
+// the number of worker processes started on this machine (default: CPUs);
+// with poolworkers, each node's capacity is its own -capacity.
+func New(opts ...pool.Option) (*Pool, error) {
+	WorkerMain()
+	cfg, err := pool.NewConfig(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.New: %w", err)
+	}
+	s, err := newSettings(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.New: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cluster.New: cannot find this program's executable: %w", err)
+	}
+	p := &Pool{
+		cfg:       cfg,
+		s:         s,
+		exe:       exe,
+		stop:      make(chan struct{}),
+		term:      make(chan struct{}),
+		noWorkers: make(chan struct{}),
+	}
+	p.sched.init(p)
+	if len(s.addrs) == 0 {
+		p.token = newToken()
+		for i := range cfg.Workers {
+			p.members = append(p.members, &member{name: fmt.Sprintf("local worker %d", i)})
+		}
+	} else {
+		for _, a := range s.addrs {
+			p.members = append(p.members, &member{name: a, addr: a})
+		}
+	}
+	// Start every member at once, and wait for all.
+	conns := make([]*wconn, len(p.members))
+	errs := make([]error, len(p.members))
+	var wg sync.WaitGroup
+	for i, m := range p.members {
+		wg.Go(func() { conns[i], errs[i] = p.connect(m) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for i, w := range conns {
+			if w != nil {
+				w.kill()
+			}
+			p.members[i].reap()
+		}
+		return nil, fmt.Errorf("cluster.New: %w", err)
+	}
+	for i, m := range p.members {
+		p.workers += conns[i].capacity
+		p.live++
+		p.wg.Add(1)
+		go p.runMember(m, conns[i])
+	}
+	return p, nil
+}
+
+// Workers reports how many chunks the pool runs at once: the worker
+// processes' total capacity when it started.
+func (p *Pool) Workers() int { return p.workers }
+
+// Begin admits a call unless the pool is closed. See [pool.Pool].
+func (p *Pool) Begin() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return pool.ErrClosed
+	}
+	p.active++
+	return nil
+}
+
+// End ends a call admitted by Begin. See [pool.Pool].
+func (p *Pool) End() {
+	p.mu.Lock()
+	p.active--
+	p.maybeStopLocked()
+	p.mu.Unlock()
+}
+
+// maybeStopLocked stops the members once the pool is closed and idle.
+func (p *Pool) maybeStopLocked() {
+	if p.closed && p.active == 0 && !p.stopping {
+		p.stopping = true
+		close(p.stop)
+		for _, m := range p.members {
+			m.shut()
+		}
+	}
+}
+
+// Submit sends t to the worker with a free slot that has waited longest,
+// blocking while every worker is busy. See [pool.Pool].
+func (p *Pool) Submit(ctx context.Context, t *pool.Task) error {
+	return p.dispatch(ctx, &flight{t: t})
+}
+
+func (p *Pool) dispatch(ctx context.Context, f *flight) error {
+	for {
+		w, err := p.sched.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		if w.send(f) {
+			return nil
+		}
+	}
+}
+
+// lost handles a chunk whose worker died: it is re-run elsewhere, or fails.
+func (p *Pool) lost(f *flight, w *wconn, cause error) {
+	if f.t.Done() {
+		return
+	}
+	select {
+	case <-p.term:
+		f.t.Fail(pool.ErrTerminated)
+		return
+	default:
+	}
+	f.attempts++
+	if f.attempts > p.s.retries {
+		f.t.Fail(fmt.Errorf("%w: a chunk of %d items was lost with %d workers (Retries is %d); the last, %s: %v",
+			ErrWorkerLost, f.t.Len(), f.attempts, p.s.retries, w.name, cause))
+		return
+	}
+	go func() {
+		if err := p.dispatch(f.t.Context(), f); err != nil {
+			f.t.Fail(err)
+		}
+	}()
+}
+
+// Close stops admitting calls; calls already admitted run to the end, then
+// the worker processes are told to exit. It does not wait: use Join.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.maybeStopLocked()
+	return nil
+}
+
+// Terminate stops the pool at once: running and waiting chunks fail with
+// pool.ErrTerminated, connections are closed and worker processes started
+// by this pool are killed.
+func (p *Pool) Terminate() error {
+	p.mu.Lock()
+	if p.terminated {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed, p.terminated = true, true
+	close(p.term)
+	if !p.stopping {
+		p.stopping = true
+		close(p.stop)
+	}
+	members := p.members
+	p.mu.Unlock()
+	for _, m := range members {
+		m.kill()
+	}
+	return nil
+}
+
+// Join waits until every worker process started by this pool has exited
+// and every connection is closed, or ctx is done.
+func (p *Pool) Join(ctx context.Context) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if !closed {
+		return pool.ErrNotClosed
+	}
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runMember keeps one member connected until the pool stops or the member is
+// given up.
+func (p *Pool) runMember(m *member, w *wconn) {
+	defer p.wg.Done()
+	lastUp := time.Now()
+	backoff := 50 * time.Millisecond
+	for {
+		if w != nil {
+			m.setConn(w)
+			w.serve()
+			m.setConn(nil)
+			m.reap()
+			lastUp = time.Now()
+			backoff = 50 * time.Millisecond
+			w = nil
+		}
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		var err error
+		w, err = p.connect(m)
+		if err == nil {
+			continue
+		}
+		if time.Since(lastUp) > p.s.reconnectFor {
+			p.giveUp(m, err)
+			return
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (p *Pool) giveUp(m *member, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.live--
+	p.lastErr = fmt.Errorf("%s: %w", m.name, err)
+	if p.live == 0 {
+		close(p.noWorkers)
+	}
+}
+
+func (p *Pool) noWorkersErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Errorf("%w: every worker was lost and could not be restarted for %v; the last: %v", pool.ErrNoWorkers, p.s.reconnectFor, p.lastErr)
+}
+
+// connect starts (embedded) or dials (poolworker) m's worker process.
+func (p *Pool) connect(m *member) (*wconn, error) {
+	if m.addr != "" {
+		return p.dial(m)
+	}
+	return p.spawn(m)
+}
+
+// sched hands chunks to connections. Each connection takes up to credits
+// chunks (twice its capacity, so that round trips are hidden); a chunk goes
+// to the least loaded connection and, among equals, to the one busy for the
+// shortest time, so that a worker stuck on a long chunk is passed over and a
+// slow worker gets fewer chunks.
+type sched struct {
+	p     *Pool
+	mu    sync.Mutex
+	conns []*wconn
+	wake  chan struct{}
+}
+
+func (s *sched) init(p *Pool) {
+	s.p = p
+	s.wake = make(chan struct{})
+}
+
+func (s *sched) signalLocked() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+func (s *sched) add(w *wconn) {
+	s.mu.Lock()
+	s.conns = append(s.conns, w)
+	s.signalLocked()
+	s.mu.Unlock()
+}
+
+func (s *sched) remove(w *wconn) {
+	s.mu.Lock()
+	if i := slices.Index(s.conns, w); i >= 0 {
+		s.conns = slices.Delete(s.conns, i, i+1)
+	}
+	s.mu.Unlock()
+}
+
+// release frees one of w's slots.
+func (s *sched) release(w *wconn) {
+	s.mu.Lock()
+	w.slots--
+	if w.slots == 0 {
+		w.busySince = time.Time{}
+	}
+	s.signalLocked()
+	s.mu.Unlock()
+}
+
+// acquire reserves a slot on the best connection, waiting for one.
+func (s *sched) acquire(ctx context.Context) (*wconn, error) {
+	for {
+		s.mu.Lock()
+		var best *wconn
+		for _, w := range s.conns {
+			if w.slots >= w.credits || !w.usable() {
+				continue
+			}
+			if best == nil || w.slots < best.slots || (w.slots == best.slots && w.busySince.After(best.busySince)) {
+				best = w
+			}
+		}
+		if best != nil {
+			if best.slots == 0 {
+				best.busySince = time.Now()
+			}
+			best.slots++
+			s.mu.Unlock()
+			return best, nil
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.p.term:
+			return nil, pool.ErrTerminated
+		case <-s.p.noWorkers:
+			return nil, s.p.noWorkersErr()
+		}
+	}
+}
+
+func newToken() string {
+	return fmt.Sprintf("%x", randomBytes(32))
+}

@@ -1,0 +1,31 @@
+package cluster_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/mpgo/mp/pool"
+	"github.com/mpgo/mp/pool/cluster"
+	"github.com/mpgo/mp/pool/pooltest"
+)
+
+// Worker processes re-execute this test binary: they must serve, not test.
+func TestMain(m *testing.M) {
+	cluster.WorkerMain()
+	os.Exit(m.Run())
+}
+
+func newCluster(t *testing.T, opts ...pool.Option) pool.Pool {
+	t.Helper()
+	p, err := cluster.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The whole conformance suite, on worker processes this pool starts and
+// reaches over TCP on loopback.
+func TestConformance(t *testing.T) {
+	pooltest.Run(t, newCluster)
+}

@@ -1,0 +1,280 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mpgo/mp/internal/wire"
+)
+
+// member is one place workers come from: a worker process this pool starts,
+// or a poolworker address. It is restarted or redialled when lost.
+type member struct {
+	name string
+	addr string // poolworker address; "" for a process started here
+
+	mu     sync.Mutex
+	conn   *wconn
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+	shutC  bool
+}
+
+func (m *member) setConn(w *wconn) {
+	m.mu.Lock()
+	m.conn = w
+	shut := m.shutC
+	m.mu.Unlock()
+	if shut && w != nil {
+		w.kill()
+	}
+}
+
+// shut closes the member's connection gracefully: the worker process exits
+// when its session ends.
+func (m *member) shut() {
+	m.mu.Lock()
+	m.shutC = true
+	w := m.conn
+	m.mu.Unlock()
+	if w != nil {
+		w.kill()
+	}
+}
+
+// kill closes the connection and kills the process, if this pool started
+// one.
+func (m *member) kill() {
+	m.shut()
+	m.mu.Lock()
+	cmd := m.cmd
+	m.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		cmd.Process.Kill()
+	}
+}
+
+// reap waits for the member's process, if any, to exit after its connection
+// closed, killing it if it lingers.
+func (m *member) reap() {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.cmd, m.exited = nil, nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+	case <-time.After(3 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// spawn starts a worker process by re-executing this program, and accepts
+// its connection on a loopback listener of its own.
+func (p *Pool) spawn(m *member) (*wconn, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening for a worker process: %w", err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(p.exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(),
+		envMode+"=tcp",
+		envAddr+"="+ln.Addr().String(),
+		envToken+"="+p.token,
+		envCapacity+"=1",
+	)
+	cmd.Stdout = os.Stderr // a worker's output must not mix with the program's
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = procAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting a worker process: %w", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	m.mu.Lock()
+	m.cmd, m.exited = cmd, exited
+	shut := m.shutC
+	m.mu.Unlock()
+	if shut {
+		cmd.Process.Kill()
+	}
+	fail := func(err error) (*wconn, error) {
+		cmd.Process.Kill()
+		m.reap()
+		return nil, err
+	}
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		ln.(*net.TCPListener).SetDeadline(time.Now().Add(wire.DefaultHandshakeTimeout))
+		c, err := ln.Accept()
+		ch <- accepted{c, err}
+	}()
+	var conn net.Conn
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return fail(fmt.Errorf("worker process %d did not connect: %w", cmd.Process.Pid, a.err))
+		}
+		conn = a.c
+	case <-exited:
+		ln.Close()
+		<-ch
+		return fail(fmt.Errorf("worker process %d exited before connecting (%v); does the program call cluster.New (or cluster.WorkerMain in TestMain) before doing its own work?", cmd.Process.Pid, waitErr))
+	}
+	if err := wire.DriverHandshake(conn, []byte(p.token), wire.DefaultHandshakeTimeout); err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	w, err := p.startConn(conn, wire.NewUnbufferedCodec(conn, 0), "local worker "+strconv.Itoa(cmd.Process.Pid))
+	if err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	return w, nil
+}
+
+// dial connects to the poolworker at m.addr, authenticates, and has it run
+// this program's executable, sending it if the node lacks it.
+func (p *Pool) dial(m *member) (*wconn, error) {
+	conn, err := net.DialTimeout("tcp", m.addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	w, err := p.setupRemote(conn, m.addr)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (p *Pool) setupRemote(conn net.Conn, addr string) (*wconn, error) {
+	if err := wire.DriverHandshake(conn, []byte(p.s.token), wire.DefaultHandshakeTimeout); err != nil {
+		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
+	}
+	sum, size, err := exeDigest(p.exe)
+	if err != nil {
+		return nil, err
+	}
+	boot := wire.NewUnbufferedCodec(conn, 0)
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := boot.Send(wire.KindSetup, wire.Setup{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, SHA256: sum, Size: size, Args: os.Args[1:]}); err != nil {
+		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
+	}
+	var reply wire.SetupReply
+	if err := recvInto(boot, wire.KindSetupReply, &reply); err != nil {
+		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
+	}
+	if reply.Error != "" {
+		return nil, fmt.Errorf("poolworker %s refused: %s", addr, reply.Error)
+	}
+	if reply.NeedBinary {
+		conn.SetDeadline(time.Now().Add(5 * time.Minute))
+		if err := sendFile(boot, p.exe); err != nil {
+			return nil, fmt.Errorf("poolworker %s: sending the executable: %w", addr, err)
+		}
+		if err := recvInto(boot, wire.KindSetupReply, &reply); err != nil {
+			return nil, fmt.Errorf("poolworker %s: %w", addr, err)
+		}
+		if reply.Error != "" {
+			return nil, fmt.Errorf("poolworker %s refused the executable: %s", addr, reply.Error)
+		}
+	}
+	conn.SetDeadline(time.Time{})
+	return p.startConn(conn, boot, "poolworker "+addr)
+}
+
+func recvInto(c *wire.Codec, want wire.Kind, v any) error {
+	k, body, err := c.Recv()
+	if err != nil {
+		return err
+	}
+	if k == wire.KindError {
+		var e wire.ErrorMsg
+		c.Decode(body, &e)
+		return fmt.Errorf("%s", e.Message)
+	}
+	if k != want {
+		return fmt.Errorf("%w: want %s, got %s", wire.ErrMalformed, want, k)
+	}
+	return c.Decode(body, v)
+}
+
+func sendFile(c *wire.Codec, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if err := c.SendRaw(wire.KindBinary, buf[:n]); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return c.SendRaw(wire.KindBinary, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+var digest struct {
+	once sync.Once
+	sum  string
+	size int64
+	err  error
+}
+
+// exeDigest returns the SHA-256 of the executable, computed once.
+func exeDigest(path string) (string, int64, error) {
+	digest.once.Do(func() {
+		f, err := os.Open(path)
+		if err != nil {
+			digest.err = err
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		digest.sum, digest.size, digest.err = hex.EncodeToString(h.Sum(nil)), n, err
+	})
+	return digest.sum, digest.size, digest.err
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func procAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

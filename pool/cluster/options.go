@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mpgo/mp/pool"
+)
+
+// Defaults of the cluster's own settings.
+const (
+	DefaultRetries          = 3
+	DefaultHeartbeat        = 1 * time.Second
+	DefaultHeartbeatTimeout = 2 * time.Second
+	DefaultReconnectFor     = 5 * time.Second
+)
+
+// settings are the cluster backend's own configuration.
+type settings struct {
+	addrs            []string      // poolworker addresses; empty: embedded
+	token            string        // shared token for poolworkers
+	retries          int           // re-runs of a lost chunk
+	heartbeat        time.Duration // keepalive interval
+	heartbeatTimeout time.Duration // a ping unanswered this long kills the connection
+	reconnectFor     time.Duration // how long a lost worker is retried before it is given up
+	maxFrame         int
+}
+
+type setting struct {
+	desc  string
+	apply func(*settings) error
+}
+
+func (s setting) Backend() string { return "cluster" }
+func (s setting) String() string  { return s.desc }
+
+func opt(desc string, apply func(*settings) error) pool.Option {
+	return pool.WithBackend(setting{desc, apply})
+}
+
+// Addresses makes the pool use poolworker daemons at the given host:port
+// addresses instead of starting worker processes on this machine. Without
+// it, the MP_ADDRESS environment variable (comma-separated) is used if set.
+func Addresses(addrs ...string) pool.Option {
+	return opt(fmt.Sprintf("cluster.Addresses(%q)", addrs), func(s *settings) error {
+		if len(addrs) == 0 {
+			return fmt.Errorf("%w: cluster.Addresses() needs at least one host:port", pool.ErrConfig)
+		}
+		s.addrs = append([]string(nil), addrs...)
+		return nil
+	})
+}
+
+// Token sets the shared secret that authenticates the driver to poolworkers
+// and back. Without it, the MP_TOKEN environment variable is used.
+func Token(token string) pool.Option {
+	return opt("cluster.Token(…)", func(s *settings) error {
+		s.token = token
+		return nil
+	})
+}
+
+// Retries sets how many times a chunk lost with its worker (killed, or gone
+// silent) is re-run elsewhere before its call fails. Default 3; 0 means
+// never.
+func Retries(n int) pool.Option {
+	return opt(fmt.Sprintf("cluster.Retries(%d)", n), func(s *settings) error {
+		if n < 0 {
+			return fmt.Errorf("%w: cluster.Retries(%d): must be 0 or more", pool.ErrConfig, n)
+		}
+		s.retries = n
+		return nil
+	})
+}
+
+// Heartbeat sets how often each connection is pinged and how long a ping may
+// go unanswered before the worker is taken for dead: a silent worker is
+// detected within interval+timeout. Defaults 1s and 2s.
+func Heartbeat(interval, timeout time.Duration) pool.Option {
+	return opt(fmt.Sprintf("cluster.Heartbeat(%v, %v)", interval, timeout), func(s *settings) error {
+		if interval <= 0 || timeout <= 0 {
+			return fmt.Errorf("%w: cluster.Heartbeat(%v, %v): both must be positive", pool.ErrConfig, interval, timeout)
+		}
+		s.heartbeat, s.heartbeatTimeout = interval, timeout
+		return nil
+	})
+}
+
+// ReconnectFor sets how long a lost worker is restarted or redialled before
+// it is given up. When every worker is given up, calls fail with
+// pool.ErrNoWorkers. Default 5s.
+func ReconnectFor(d time.Duration) pool.Option {
+	return opt(fmt.Sprintf("cluster.ReconnectFor(%v)", d), func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: cluster.ReconnectFor(%v): must be positive", pool.ErrConfig, d)
+		}
+		s.reconnectFor = d
+		return nil
+	})
+}
+
+// MaxMessage sets the largest message, in bytes, either end accepts: a chunk
+// of arguments or of results must fit. Default 64 MiB.
+func MaxMessage(n int) pool.Option {
+	return opt(fmt.Sprintf("cluster.MaxMessage(%d)", n), func(s *settings) error {
+		if n < 1<<10 {
+			return fmt.Errorf("%w: cluster.MaxMessage(%d): at least 1024 bytes", pool.ErrConfig, n)
+		}
+		s.maxFrame = n
+		return nil
+	})
+}
+
+func newSettings(cfg *pool.Config) (settings, error) {
+	s := settings{
+		retries:          DefaultRetries,
+		heartbeat:        DefaultHeartbeat,
+		heartbeatTimeout: DefaultHeartbeatTimeout,
+		reconnectFor:     DefaultReconnectFor,
+		token:            os.Getenv("MP_TOKEN"),
+	}
+	if env := strings.TrimSpace(os.Getenv("MP_ADDRESS")); env != "" {
+		for _, a := range strings.Split(env, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				s.addrs = append(s.addrs, a)
+			}
+		}
+	}
+	if err := cfg.CheckBackend("cluster"); err != nil {
+		return s, err
+	}
+	for _, b := range cfg.Backend {
+		if err := b.(setting).apply(&s); err != nil {
+			return s, err
+		}
+	}
+	for _, a := range s.addrs {
+		if !strings.Contains(a, ":") {
+			return s, fmt.Errorf("%w: address %q: want host:port", pool.ErrConfig, a)
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/mpgo/mp/internal/wire"
+	"github.com/mpgo/mp/pool"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Environment variables that put a process in worker mode. They are set by
+// the driver (embedded workers) or by poolworker, never by hand.
+const (
+	envMode     = "MP_WORKER"          // "tcp": dial the driver; "fd": use an inherited connection
+	envAddr     = "MP_WORKER_ADDR"     // tcp: the driver's address
+	envToken    = "MP_WORKER_TOKEN"    // tcp: the pool's one-off token
+	envFD       = "MP_WORKER_FD"       // fd: the connection's file descriptor
+	envCapacity = "MP_WORKER_CAPACITY" // chunks run at once
+)
+
+// IsWorker reports whether this process was started as a worker process of a
+// cluster pool.
+func IsWorker() bool { return os.Getenv(envMode) != "" }
+
+// WorkerMain serves as a worker and exits if this process was started as a
+// worker process; otherwise it returns at once. [New] calls it first, so a
+// program needs it only where cluster.New is not reached in the same way in
+// every process: a test binary calls it at the start of TestMain,
+//
+//	func TestMain(m *testing.M) {
+//		cluster.WorkerMain()
+//		os.Exit(m.Run())
+//	}
+//
+// because a worker process re-executes the test binary, and must not run the
+// tests.
+func WorkerMain() {
+	mode := os.Getenv(envMode)
+	if mode == "" {
+		return
+	}
+	for _, k := range []string{envMode, envAddr, envToken, envFD, envCapacity} {
+		defer os.Unsetenv(k)
+	}
+	capacity := 1
+	if c, err := strconv.Atoi(os.Getenv(envCapacity)); err == nil && c > 0 {
+		capacity = c
+	}
+	var conn net.Conn
+	var err error
+	switch mode {
+	case "tcp":
+		conn, err = net.DialTimeout("tcp", os.Getenv(envAddr), wire.DefaultHandshakeTimeout)
+		if err == nil {
+			if err = wire.WorkerHandshake(conn, []byte(os.Getenv(envToken)), wire.DefaultHandshakeTimeout); err != nil {
+				conn.Close()
+			}
+		}
+	case "fd":
+		fd, perr := strconv.Atoi(os.Getenv(envFD))
+		if perr != nil {
+			err = fmt.Errorf("bad %s: %v", envFD, perr)
+			break
+		}
+		f := os.NewFile(uintptr(fd), "mp-conn")
+		conn, err = net.FileConn(f)
+		f.Close()
+	default:
+		err = fmt.Errorf("unknown %s=%q", envMode, mode)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mp worker %d: %v\n", os.Getpid(), err)
+		os.Exit(3)
+	}
+	os.Unsetenv(envToken)
+	err = serveWorker(conn, capacity)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, yamux.ErrSessionShutdown) {
+		fmt.Fprintf(os.Stderr, "mp worker %d: %v\n", os.Getpid(), err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// serveWorker runs chunks for the driver at the other end of conn until the
+// driver closes the session.
+func serveWorker(conn net.Conn, capacity int) error {
+	defer conn.Close()
+	boot := wire.NewUnbufferedCodec(conn, 0)
+	host, _ := os.Hostname()
+	if err := boot.Send(wire.KindReady, wire.Ready{PID: os.Getpid(), Capacity: capacity, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Host: host}); err != nil {
+		return err
+	}
+	conn.SetReadDeadline(time.Now().Add(wire.DefaultHandshakeTimeout))
+	k, body, err := boot.Recv()
+	if err != nil {
+		return fmt.Errorf("waiting for Config: %w", err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	var cfg wire.Config
+	if k != wire.KindConfig {
+		return fmt.Errorf("%w: want Config, got %s", wire.ErrMalformed, k)
+	}
+	if err := boot.Decode(body, &cfg); err != nil {
+		return err
+	}
+	ycfg := yamuxConfig(time.Duration(cfg.HeartbeatMillis)*time.Millisecond, time.Duration(cfg.WriteTimeoutMilli)*time.Millisecond)
+	sess, err := yamux.Server(conn, ycfg)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	w := &worker{sess: sess, cfg: cfg, sem: make(chan struct{}, capacity), running: map[uint64]context.CancelFunc{}}
+	w.initErr = runInitializer(cfg.Initializer)
+
+	// SIGTERM (sent by poolworker when it drains): take no new chunks,
+	// finish the running ones, and let the driver close the session.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	stream, err := sess.Accept()
+	if err != nil {
+		return err
+	}
+	w.codec = wire.NewCodec(stream, cfg.MaxFrame)
+	go func() {
+		select {
+		case <-sig:
+			w.retire("the node is shutting down")
+		case <-sess.CloseChan():
+		}
+	}()
+	err = w.loop()
+	w.wg.Wait()
+	return err
+}
+
+func runInitializer(name string) (err error) {
+	if name == "" {
+		return nil
+	}
+	fn, ok := pool.LookupInitializer(name)
+	if !ok {
+		return fmt.Errorf("initializer %s is not known in the worker process: build the pool.Initializer option where every process runs it (in main before cluster.New, or in a package-level variable)", name)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("initializer %s panicked: %v", name, v)
+		}
+	}()
+	if err := fn(); err != nil {
+		return fmt.Errorf("initializer %s: %w", name, err)
+	}
+	return nil
+}
+
+type worker struct {
+	sess    *yamux.Session
+	codec   *wire.Codec
+	cfg     wire.Config
+	sem     chan struct{}
+	initErr error
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	running map[uint64]context.CancelFunc
+	tasks   int
+	retired bool
+}
+
+func (w *worker) retire(reason string) {
+	w.mu.Lock()
+	already := w.retired
+	w.retired = true
+	w.mu.Unlock()
+	if !already {
+		w.send(wire.KindRetire, func(enc *msgpack.Encoder) error { return enc.Encode(wire.Retire{Reason: reason}) })
+	}
+}
+
+func (w *worker) send(k wire.Kind, f func(*msgpack.Encoder) error) error {
+	err := w.codec.SendFunc(k, f)
+	if errors.Is(err, yamux.ErrConnectionWriteTimeout) || errors.Is(err, yamux.ErrTimeout) {
+		// yamux#142: a write timeout leaves the session unusable.
+		w.sess.Close()
+	}
+	return err
+}
+
+func (w *worker) loop() error {
+	for {
+		k, body, err := w.codec.Recv()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case wire.KindRun:
+			if err := w.start(body); err != nil {
+				return err
+			}
+		case wire.KindCancel:
+			var c wire.Cancel
+			if err := w.codec.Decode(body, &c); err != nil {
+				return err
+			}
+			w.mu.Lock()
+			cancel := w.running[c.ID]
+			w.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		default:
+			return fmt.Errorf("%w: unexpected %s from the driver", wire.ErrMalformed, k)
+		}
+	}
+}
+
+// start decodes a Run and runs it in its own goroutine.
+func (w *worker) start(body []byte) error {
+	dec := w.codec.Decoder(body)
+	id, name, err := wire.DecodeRunHeader(dec)
+	if err != nil {
+		return err
+	}
+	var rerr *wire.RemoteError
+	f, ok := pool.Lookup(name)
+	var args any
+	switch {
+	case !ok:
+		rerr = &wire.RemoteError{Kind: wire.ErrKindUnknown, Message: fmt.Sprintf("function %s is not registered in the worker process (register it in an init function)", name)}
+	case w.initErr != nil:
+		rerr = &wire.RemoteError{Kind: wire.ErrKindInit, Message: w.initErr.Error()}
+	default:
+		args = f.NewArgs()
+		if err := dec.Decode(args); err != nil {
+			rerr = &wire.RemoteError{Kind: wire.ErrKindDecode, Message: fmt.Sprintf("cannot decode the arguments of %s: %v", name, err)}
+		}
+	}
+	if rerr != nil {
+		return w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, id, rerr, nil) })
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.mu.Lock()
+	w.running[id] = cancel
+	w.tasks++
+	retire := w.cfg.MaxTasks > 0 && w.tasks >= w.cfg.MaxTasks
+	w.mu.Unlock()
+	if retire {
+		w.retire(fmt.Sprintf("ran %d tasks", w.cfg.MaxTasks))
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer cancel()
+		w.sem <- struct{}{}
+		results, err := f.Run(ctx, args)
+		<-w.sem
+		w.mu.Lock()
+		delete(w.running, id)
+		w.mu.Unlock()
+		rerr := toRemote(err)
+		serr := w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, id, rerr, results) })
+		if serr != nil && !errors.Is(serr, io.EOF) && !w.sess.IsClosed() {
+			// The results could not be encoded: say so instead.
+			msg := fmt.Sprintf("cannot encode the results of %s: %v", name, serr)
+			w.send(wire.KindResult, func(enc *msgpack.Encoder) error {
+				return wire.EncodeResult(enc, id, &wire.RemoteError{Kind: wire.ErrKindEncode, Message: msg}, nil)
+			})
+		}
+	}()
+	return nil
+}
+
+// toRemote turns a chunk's error into its wire form.
+func toRemote(err error) *wire.RemoteError {
+	if err == nil {
+		return nil
+	}
+	r := &wire.RemoteError{Kind: wire.ErrKindError, Message: err.Error()}
+	var te *pool.TaskError
+	if errors.As(err, &te) {
+		r.Index = te.Index
+		r.Message = te.Err.Error()
+		pe, isPanic := te.Err.(*pool.PanicError)
+		switch {
+		case isPanic:
+			r.Kind, r.Message, r.Stack = wire.ErrKindPanic, fmt.Sprint(pe.Value), string(pe.Stack)
+		case te.Err == context.Canceled:
+			r.Kind = wire.ErrKindCanceled
+		case te.Err == context.DeadlineExceeded:
+			r.Kind = wire.ErrKindDeadline
+		}
+	}
+	return r
+}
+
+// fromRemote turns a wire error back into the error a local pool would give.
+func fromRemote(r *wire.RemoteError, worker string) error {
+	switch r.Kind {
+	case wire.ErrKindPanic:
+		return &pool.TaskError{Index: r.Index, Err: &pool.PanicError{Value: r.Message, Stack: []byte(r.Stack)}}
+	case wire.ErrKindCanceled:
+		return &pool.TaskError{Index: r.Index, Err: context.Canceled}
+	case wire.ErrKindDeadline:
+		return &pool.TaskError{Index: r.Index, Err: context.DeadlineExceeded}
+	case wire.ErrKindError:
+		return &pool.TaskError{Index: r.Index, Err: errors.New(r.Message)}
+	case wire.ErrKindUnknown:
+		return fmt.Errorf("%w: %s (worker %s)", pool.ErrNotRegistered, r.Message, worker)
+	default:
+		return fmt.Errorf("cluster: worker %s: %s", worker, r.Message)
+	}
+}
+
+func yamuxConfig(heartbeat, timeout time.Duration) *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.EnableKeepAlive = true
+	if heartbeat > 0 {
+		c.KeepAliveInterval = heartbeat
+	}
+	if timeout > 0 {
+		c.ConnectionWriteTimeout = timeout
+	}
+	c.LogOutput = io.Discard
+	c.MaxStreamWindowSize = 1 << 20
+	return c
+}
