@@ -11,9 +11,17 @@ import (
 
 // Worker processes re-execute this test binary: they must serve, not test.
 func TestMain(m *testing.M) {
+	// TestNoWorkersLeft makes restarted workers crash: they find this file.
+	if f := os.Getenv(crashEnv); f != "" && cluster.IsWorker() {
+		if _, err := os.Stat(f); err == nil {
+			os.Exit(7)
+		}
+	}
 	cluster.WorkerMain()
 	os.Exit(m.Run())
 }
+
+const crashEnv = "MP_TEST_CRASH_MARKER"
 
 func newCluster(t *testing.T, opts ...pool.Option) pool.Pool {
 	t.Helper()

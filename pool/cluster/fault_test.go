@@ -1,0 +1,288 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mpgo/mp/pool"
+	"github.com/mpgo/mp/pool/cluster"
+)
+
+func init() {
+	pool.MustRegister(slowSquare)
+	pool.MustRegister(makeChan)
+	pool.MustRegister(callFunc)
+}
+
+// slowSquare takes about a millisecond: long Maps of it can be interrupted.
+func slowSquare(x int) int {
+	time.Sleep(time.Millisecond)
+	return x * x
+}
+
+// makeChan returns a result msgpack cannot encode.
+func makeChan(int) chan int { return make(chan int) }
+
+// callFunc takes an argument msgpack cannot encode.
+func callFunc(f func()) int { return 1 }
+
+func unregistered(x int) int { return x }
+
+// childPIDs lists the live (not zombie) child processes of this process.
+func childPIDs(t *testing.T) []int {
+	t.Helper()
+	me := os.Getpid()
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 || f[0] == "Z" {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == me {
+			pid, _ := strconv.Atoi(strings.Fields(s)[0])
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func waitNoChildren(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(childPIDs(t)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("child processes left: %v", childPIDs(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func closeAndJoin(t *testing.T, p *cluster.Pool) {
+	t.Helper()
+	p.Close()
+	if err := p.Join(ctxFor(t, 30*time.Second)); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	waitNoChildren(t)
+}
+
+// Kill -9 a worker process in the middle of a long Map: the Map returns the
+// exact result, and the pool goes on with a restarted worker.
+func TestKillWorkerDuringMap(t *testing.T) {
+	p, err := cluster.New(pool.Workers(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	in := ints(3000)
+	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, in, pool.Chunksize(20))
+	time.Sleep(300 * time.Millisecond)
+	kids := childPIDs(t)
+	if len(kids) != 2 {
+		t.Fatalf("want 2 worker processes, found %v", kids)
+	}
+	if err := syscall.Kill(kids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	got, err := res.Get(ctxFor(t, time.Minute))
+	if err != nil {
+		t.Fatalf("Map with a killed worker: %v", err)
+	}
+	if !slices.Equal(got, squares(len(in))) {
+		t.Fatal("Map with a killed worker: wrong results")
+	}
+	if slices.Contains(childPIDs(t), kids[0]) {
+		t.Fatal("the killed worker is still a child")
+	}
+	if got, err := pool.Map(ctxFor(t, time.Minute), p, slowSquare, ints(50)); err != nil || !slices.Equal(got, squares(50)) {
+		t.Fatalf("after the kill: %v", err)
+	}
+}
+
+// A worker that stops answering (SIGSTOP: its TCP connection stays open) is
+// detected by the heartbeat, and its chunks are re-run elsewhere.
+func TestSilentWorker(t *testing.T) {
+	p, err := cluster.New(pool.Workers(2), cluster.Heartbeat(100*time.Millisecond, 400*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, ints(2000), pool.Chunksize(10))
+	time.Sleep(200 * time.Millisecond)
+	kids := childPIDs(t)
+	if len(kids) != 2 {
+		t.Fatalf("want 2 worker processes, found %v", kids)
+	}
+	syscall.Kill(kids[0], syscall.SIGSTOP)
+	defer syscall.Kill(kids[0], syscall.SIGKILL)
+	got, err := res.Get(ctxFor(t, time.Minute))
+	if err != nil || !slices.Equal(got, squares(2000)) {
+		t.Fatalf("Map with a silent worker: %v", err)
+	}
+}
+
+// With Retries(0), a chunk lost with its worker fails the call with
+// ErrWorkerLost.
+func TestRetriesExhausted(t *testing.T) {
+	p, err := cluster.New(pool.Workers(1), cluster.Retries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, ints(2000), pool.Chunksize(10))
+	time.Sleep(200 * time.Millisecond)
+	for _, pid := range childPIDs(t) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	_, err = res.Get(ctxFor(t, time.Minute))
+	if !errors.Is(err, cluster.ErrWorkerLost) || !strings.Contains(err.Error(), "Retries is 0") {
+		t.Fatalf("err = %v, want ErrWorkerLost", err)
+	}
+}
+
+// With no worker left (they crash as they restart), calls fail with
+// ErrNoWorkers within ReconnectFor, not hang (Python's Pool hangs here).
+func TestNoWorkersLeft(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "crash")
+	t.Setenv(crashEnv, marker)
+	p, err := cluster.New(pool.Workers(2), cluster.ReconnectFor(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Terminate()
+		p.Join(ctxFor(t, 30*time.Second))
+		waitNoChildren(t)
+	}()
+	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, ints(5000), pool.Chunksize(10))
+	time.Sleep(200 * time.Millisecond)
+	os.WriteFile(marker, nil, 0o644) // restarted workers now exit at once
+	start := time.Now()
+	for _, pid := range childPIDs(t) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	_, err = res.Get(ctxFor(t, time.Minute))
+	if !errors.Is(err, pool.ErrNoWorkers) {
+		t.Fatalf("err = %v, want ErrNoWorkers", err)
+	}
+	t.Logf("no workers left: the call failed %v after the kill: %v", time.Since(start).Round(time.Millisecond), err)
+	if _, err := pool.Apply(ctxFor(t, time.Minute), p, slowSquare, 3); !errors.Is(err, pool.ErrNoWorkers) {
+		t.Fatalf("a new call on a pool with no workers: %v", err)
+	}
+}
+
+func TestUnregisteredFunctions(t *testing.T) {
+	p, err := cluster.New(pool.Workers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	ctx := ctxFor(t, time.Minute)
+	_, err = pool.Map(ctx, p, unregistered, ints(3))
+	if !errors.Is(err, pool.ErrNotRegistered) || !strings.Contains(err.Error(), "pool.MustRegister(unregistered)") {
+		t.Errorf("unregistered function: %v", err)
+	}
+	k := 3
+	_, err = pool.Map(ctx, p, func(x int) int { return x * k }, ints(3))
+	if !errors.Is(err, pool.ErrNotRegistered) || !strings.Contains(err.Error(), "closure") {
+		t.Errorf("closure: %v", err)
+	}
+	_, err = pool.Map(ctx, p, makeChan, ints(3))
+	if err == nil || !strings.Contains(err.Error(), "cannot encode the results of") {
+		t.Errorf("unencodable result: %v", err)
+	}
+	_, err = pool.Map(ctx, p, callFunc, []func(){func() {}})
+	if err == nil || !strings.Contains(err.Error(), "cannot encode") {
+		t.Errorf("unencodable argument: %v", err)
+	}
+	// The pool still works.
+	if got, err := pool.Map(ctx, p, slowSquare, ints(10)); err != nil || !slices.Equal(got, squares(10)) {
+		t.Fatalf("after bad calls: %v", err)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		opt  pool.Option
+		want string
+	}{
+		{cluster.Retries(-1), "Retries(-1)"},
+		{cluster.Heartbeat(0, time.Second), "Heartbeat"},
+		{cluster.Addresses("nocolon"), "host:port"},
+		{cluster.Addresses(), "at least one"},
+		{cluster.ReconnectFor(0), "ReconnectFor"},
+	} {
+		_, err := cluster.New(tc.opt)
+		if !errors.Is(err, pool.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.want, err)
+		}
+	}
+}
+
+// Close and Terminate leave no child process behind.
+func TestNoChildLeft(t *testing.T) {
+	for _, terminate := range []bool{false, true} {
+		p, err := cluster.New(pool.Workers(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Map(ctxFor(t, time.Minute), p, slowSquare, ints(100)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(childPIDs(t)); n != 3 {
+			t.Fatalf("%d worker processes, want 3", n)
+		}
+		if terminate {
+			p.Terminate()
+		} else {
+			p.Close()
+		}
+		if err := p.Join(ctxFor(t, 30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if kids := childPIDs(t); len(kids) != 0 {
+			t.Fatalf("after Join: child processes %v", kids)
+		}
+	}
+}
+
+func ints(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+func squares(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i * i
+	}
+	return s
+}
