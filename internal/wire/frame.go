@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -89,6 +90,7 @@ func NewUnbufferedCodec(rw io.ReadWriter, max int) *Codec {
 }
 
 func newCodec(r io.Reader, w io.Writer, max int) *Codec {
+	max = int(min(uint64(max), math.MaxUint32)) // the length field is 32 bits
 	c := &Codec{max: max, r: r, w: w}
 	c.dec = msgpack.NewDecoder(&c.br)
 	c.enc = msgpack.NewEncoder(&c.wbuf)
@@ -97,16 +99,22 @@ func newCodec(r io.Reader, w io.Writer, max int) *Codec {
 }
 
 // Recv reads the next frame and returns its kind and body. The body is valid
-// until the next Recv.
+// until the next Recv. The body of every kind but Binary must be whole
+// msgpack values nesting at most 10000 deep, or Recv returns ErrMalformed
+// (see checkBody). At a clean end of the stream, between frames, it returns
+// io.EOF itself.
 func (c *Codec) Recv() (Kind, []byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
-	n := int(binary.BigEndian.Uint32(hdr[:]))
-	if n > c.max {
-		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.max)
+	// Compare before converting: on 32-bit platforms a length of 2 GiB or
+	// more would turn negative as an int.
+	n32 := binary.BigEndian.Uint32(hdr[:])
+	if uint64(n32) > uint64(c.max) {
+		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n32, c.max)
 	}
+	n := int(n32)
 	if n == 0 {
 		return 0, nil, fmt.Errorf("%w: empty frame", ErrMalformed)
 	}
@@ -123,6 +131,11 @@ func (c *Codec) Recv() (Kind, []byte, error) {
 	k := Kind(buf[0])
 	if k == 0 || k > maxKind {
 		return 0, nil, fmt.Errorf("%w: unknown message kind %d", ErrMalformed, buf[0])
+	}
+	if k != KindBinary {
+		if err := checkBody(buf[1:]); err != nil {
+			return 0, nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, k, err)
+		}
 	}
 	return k, buf[1:], nil
 }
@@ -182,7 +195,8 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 // its memory for the connection's life.
 func (c *Codec) shrink() {
 	if c.wbuf.Cap() > 1<<20 {
+		// The encoder writes to &c.wbuf, which this does not move; an
+		// enc.Reset would also clear its options (UseCompactInts).
 		c.wbuf = bytes.Buffer{}
-		c.enc.Reset(&c.wbuf)
 	}
 }

@@ -52,10 +52,10 @@ func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string) (*wconn, 
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the worker process to start: %w", err)
 	}
-	if k == wire.KindError || k == wire.KindSetupReply {
-		var e wire.SetupReply
+	if k == wire.KindError {
+		var e wire.ErrorMsg
 		boot.Decode(body, &e)
-		return nil, fmt.Errorf("worker refused: %s", e.Error)
+		return nil, fmt.Errorf("worker refused: %s", e.Message)
 	}
 	if k != wire.KindReady {
 		return nil, fmt.Errorf("%w: want Ready, got %s", wire.ErrMalformed, k)
