@@ -42,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -323,12 +324,20 @@ func (p *Pool) runMember(m *member, w *wconn) {
 }
 
 func (p *Pool) giveUp(m *member, err error) {
+	p.logf(slog.LevelError, "worker given up", "worker", m.name, "after", p.s.reconnectFor, "cause", err)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.live--
 	p.lastErr = fmt.Errorf("%s: %w", m.name, err)
 	if p.live == 0 {
+		p.logf(slog.LevelError, "no workers left")
 		close(p.noWorkers)
+	}
+}
+
+func (p *Pool) logf(level slog.Level, msg string, args ...any) {
+	if p.s.log != nil {
+		p.s.log.Log(context.Background(), level, msg, args...)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -27,6 +29,9 @@ type wconn struct {
 	// guarded by p.sched.mu
 	slots     int       // chunks reserved or in flight
 	busySince time.Time // when slots last rose from 0
+
+	lastRecv atomic.Int64 // unix nanoseconds of the last message received
+	started  time.Time
 
 	mu       sync.Mutex
 	inflight map[uint64]*flight
@@ -116,10 +121,14 @@ func (w *wconn) serve() error {
 		case <-w.closed:
 		}
 	}()
+	w.started = time.Now()
+	w.lastRecv.Store(w.started.UnixNano())
+	w.p.logf(slog.LevelInfo, "worker connected", "worker", w.name, "capacity", w.capacity)
 	w.p.sched.add(w)
 	err := w.read()
 	w.kill()
 	w.p.sched.remove(w)
+	silent := time.Since(time.Unix(0, w.lastRecv.Load()))
 	w.mu.Lock()
 	lost := make([]*flight, 0, len(w.inflight))
 	for _, f := range w.inflight {
@@ -128,12 +137,25 @@ func (w *wconn) serve() error {
 	w.inflight = map[uint64]*flight{}
 	retired := w.retiring
 	w.mu.Unlock()
+	if retired && len(lost) == 0 {
+		w.p.logf(slog.LevelInfo, "worker retired", "worker", w.name)
+		return nil
+	}
+	select {
+	case <-w.p.stop:
+		if len(lost) == 0 {
+			w.p.logf(slog.LevelInfo, "worker closed", "worker", w.name)
+			return err
+		}
+	default:
+	}
+	if silent >= w.p.s.heartbeatTimeout {
+		err = fmt.Errorf("silent for %v (heartbeat timeout %v): %w", silent.Round(time.Millisecond), w.p.s.heartbeatTimeout, err)
+	}
+	w.p.logf(slog.LevelWarn, "worker lost", "worker", w.name, "cause", err, "silent", silent.Round(time.Millisecond), "chunks_rerun", len(lost))
 	for _, f := range lost {
 		f.stop()
 		w.p.lost(f, w, err)
-	}
-	if retired && len(lost) == 0 {
-		return nil
 	}
 	return err
 }
@@ -144,6 +166,7 @@ func (w *wconn) read() error {
 		if err != nil {
 			return err
 		}
+		w.lastRecv.Store(time.Now().UnixNano())
 		switch k {
 		case wire.KindResult:
 			if err := w.result(body); err != nil {

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,7 +128,7 @@ func TestKillWorkerDuringMap(t *testing.T) {
 // A worker that stops answering (SIGSTOP: its TCP connection stays open) is
 // detected by the heartbeat, and its chunks are re-run elsewhere.
 func TestSilentWorker(t *testing.T) {
-	p, err := cluster.New(pool.Workers(2), cluster.Heartbeat(100*time.Millisecond, 400*time.Millisecond))
+	p, err := cluster.New(pool.Workers(2), cluster.Heartbeat(100*time.Millisecond, 400*time.Millisecond), cluster.Logger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,12 +139,14 @@ func TestSilentWorker(t *testing.T) {
 	if len(kids) != 2 {
 		t.Fatalf("want 2 worker processes, found %v", kids)
 	}
+	stopped := time.Now()
 	syscall.Kill(kids[0], syscall.SIGSTOP)
 	defer syscall.Kill(kids[0], syscall.SIGKILL)
 	got, err := res.Get(ctxFor(t, time.Minute))
 	if err != nil || !slices.Equal(got, squares(2000)) {
 		t.Fatalf("Map with a silent worker: %v", err)
 	}
+	t.Logf("Map complete %v after the worker went silent (heartbeat 100ms, timeout 400ms)", time.Since(stopped).Round(time.Millisecond))
 }
 
 // With Retries(0), a chunk lost with its worker fails the call with
@@ -269,6 +272,18 @@ func TestNoChildLeft(t *testing.T) {
 			t.Fatalf("after Join: child processes %v", kids)
 		}
 	}
+}
+
+// testLogger logs through t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 func ints(n int) []int {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -148,7 +147,7 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 		conn.Close()
 		return fail(err)
 	}
-	w, err := p.startConn(conn, wire.NewUnbufferedCodec(conn, 0), "local worker "+strconv.Itoa(cmd.Process.Pid))
+	w, err := p.startConn(conn, wire.NewUnbufferedCodec(conn, 0), "local worker")
 	if err != nil {
 		conn.Close()
 		return fail(err)

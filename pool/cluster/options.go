@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type settings struct {
 	heartbeatTimeout time.Duration // a ping unanswered this long kills the connection
 	reconnectFor     time.Duration // how long a lost worker is retried before it is given up
 	maxFrame         int
+	log              *slog.Logger // nil: no logs
 }
 
 type setting struct {
@@ -109,6 +111,16 @@ func MaxMessage(n int) pool.Option {
 			return fmt.Errorf("%w: cluster.MaxMessage(%d): at least 1024 bytes", pool.ErrConfig, n)
 		}
 		s.maxFrame = n
+		return nil
+	})
+}
+
+// Logger makes the pool log its workers' lives to l: connected (Info), lost
+// with the cause and how long it had been silent (Warn), given up (Error).
+// Default: no logs.
+func Logger(l *slog.Logger) pool.Option {
+	return opt("cluster.Logger(…)", func(s *settings) error {
+		s.log = l
 		return nil
 	})
 }
