@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ func init() {
 	pool.MustRegister(slowSquare)
 	pool.MustRegister(makeChan)
 	pool.MustRegister(callFunc)
+	pool.MustRegister(spin)
 }
 
 // slowSquare takes about a millisecond: long Maps of it can be interrupted.
@@ -300,4 +302,77 @@ func squares(n int) []int {
 		s[i] = i * i
 	}
 	return s
+}
+
+// Soak: a Map over 1,000,000 items while worker processes are killed at
+// random intervals returns exactly the serial result.
+func TestSoakRandomKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak test")
+	}
+	p, err := cluster.New(pool.Workers(2), cluster.Retries(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	const n = 1_000_000
+	ctx := ctxFor(t, 5*time.Minute)
+	res := pool.MapAsync(ctx, p, spin, ints(n), pool.Chunksize(500))
+	rng := rand.New(rand.NewPCG(1, 2)) // the same kill intervals every run
+	kills := 0
+	for !res.Ready() {
+		time.Sleep(time.Duration(50+rng.IntN(200)) * time.Millisecond)
+		if kids := childPIDs(t); len(kids) > 0 && !res.Ready() {
+			syscall.Kill(kids[rng.IntN(len(kids))], syscall.SIGKILL)
+			kills++
+		}
+	}
+	got, err := res.Get(ctx)
+	if err != nil {
+		t.Fatalf("after %d kills: %v", kills, err)
+	}
+	for i, v := range got {
+		if v != spin(i) {
+			t.Fatalf("after %d kills: item %d = %d, want %d", kills, i, v, spin(i))
+		}
+	}
+	t.Logf("1,000,000 items, %d worker processes killed: exact result", kills)
+	if kills == 0 {
+		t.Fatal("no worker was killed: the soak proved nothing")
+	}
+}
+
+// MaxTasksPerWorker replaces worker processes without losing work.
+func TestMaxTasksRecyclesProcesses(t *testing.T) {
+	p, err := cluster.New(pool.Workers(2), pool.MaxTasksPerWorker(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	seen := map[int]bool{}
+	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, ints(2000), pool.Chunksize(20))
+	for !res.Ready() {
+		for _, pid := range childPIDs(t) {
+			seen[pid] = true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	got, err := res.Get(ctxFor(t, time.Minute))
+	if err != nil || !slices.Equal(got, squares(2000)) {
+		t.Fatalf("with recycling: %v", err)
+	}
+	// 100 chunks, 5 per process: about 20 processes; polling sees most.
+	if len(seen) < 6 {
+		t.Fatalf("saw %d worker processes for 100 chunks at 5 per process", len(seen))
+	}
+	t.Logf("100 chunks, MaxTasksPerWorker(5): saw %d worker processes", len(seen))
+}
+
+// spin is a deterministic function that takes a few microseconds.
+func spin(x int) int {
+	h := x
+	for i := range 3000 {
+		h = h*31 + i
+	}
+	return h
 }
