@@ -143,6 +143,12 @@ func serveWorker(conn net.Conn, capacity int) error {
 		}
 	}()
 	err = w.loop()
+	// The driver is gone: nobody wants the running chunks' results.
+	w.mu.Lock()
+	for _, cancel := range w.running {
+		cancel()
+	}
+	w.mu.Unlock()
 	w.wg.Wait()
 	return err
 }
