@@ -1,0 +1,180 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mpgo/mp/internal/wire"
+)
+
+// The cache holds each executable a driver sent as <cache-dir>/<sha256>,
+// mode 0755. An upload is written to a temporary file in the same directory
+// and renamed into place once its size and SHA-256 are checked, so a cached
+// file is always complete, even with several poolworkers sharing the
+// directory. Within one poolworker, one upload per executable runs at a
+// time; the others wait for it (a while) and then find the file.
+
+// tempPrefix starts the names of uploads in progress.
+const tempPrefix = ".upload-"
+
+// staleUpload is the age past which a left-over upload (from a poolworker
+// that died during one) is removed at start.
+const staleUpload = time.Hour
+
+// prepareCache creates dir if needed and removes stale uploads from it.
+func prepareCache(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return configErr("cache directory: %v (set -cache-dir to a writable directory)", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return configErr("cache directory: %v", err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleUpload {
+			log.Info("removing a stale upload from the cache", "file", e.Name())
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+// ensureExecutable makes sure the executable setup describes is in the
+// cache, receiving it from the driver if not, and returns its path.
+func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Setup, log *slog.Logger) (string, error) {
+	unlock, err := s.lockHash(setup.SHA256)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	path := filepath.Join(s.cfg.cacheDir, setup.SHA256)
+	if cached(path, setup.Size) {
+		log.Debug("executable is cached")
+		return path, boot.Send(wire.KindSetupReply, wire.SetupReply{NeedBinary: false})
+	}
+	if err := boot.Send(wire.KindSetupReply, wire.SetupReply{NeedBinary: true}); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	if err := s.receive(conn, boot, setup, path); err != nil {
+		return "", err
+	}
+	s.uploads.Add(1)
+	log.Info("received the executable", "bytes", setup.Size, "duration", time.Since(start).Round(time.Millisecond))
+	return path, boot.Send(wire.KindSetupReply, wire.SetupReply{})
+}
+
+// cached reports whether path is a regular file of the given size.
+func cached(path string, size int64) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular() && info.Size() == size
+}
+
+// lockWait bounds the wait for another driver's upload of the same
+// executable: the driver waiting gives up on its SetupReply after 30s. Past
+// it, both upload (safely: each to its own temporary file).
+const lockWait = 20 * time.Second
+
+// lockHash waits for the upload lock of one executable, for lockWait at
+// most, or until Shutdown. It returns the function that unlocks it.
+func (s *server) lockHash(sum string) (unlock func(), err error) {
+	s.mu.Lock()
+	l := s.hashLocks[sum]
+	if l == nil {
+		l = make(chan struct{}, 1)
+		s.hashLocks[sum] = l
+	}
+	s.mu.Unlock()
+	timer := time.NewTimer(lockWait)
+	defer timer.Stop()
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-timer.C:
+		return func() {}, nil
+	case <-s.done:
+		return nil, errors.New("the node is shutting down")
+	}
+}
+
+// receive reads the executable's pieces from the driver into the cache at
+// path, checking their total size and SHA-256. A mismatch is a *refusal.
+func (s *server) receive(conn net.Conn, boot *wire.Codec, setup wire.Setup, path string) (err error) {
+	tmp, err := os.CreateTemp(s.cfg.cacheDir, tempPrefix+setup.SHA256[:12]+"-*")
+	if err != nil {
+		return refuse("this node cannot store the executable: %v", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := copyPieces(io.MultiWriter(tmp, h), conn, boot, setup.Size)
+	if err != nil {
+		return err
+	}
+	if n != setup.Size {
+		return refuse("the executable sent has %d bytes; Setup announced %d", n, setup.Size)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != setup.SHA256 {
+		return refuse("the executable sent has SHA-256 %s; Setup announced %s", sum, setup.SHA256)
+	}
+	return install(tmp, path)
+}
+
+// copyPieces copies KindBinary frames from boot to w until the empty frame
+// that ends them, and returns the number of bytes copied. More than max
+// bytes is a *refusal.
+func copyPieces(w io.Writer, conn net.Conn, boot *wire.Codec, max int64) (int64, error) {
+	var n int64
+	for {
+		conn.SetDeadline(time.Now().Add(pieceTimeout))
+		k, body, err := boot.Recv()
+		if err != nil {
+			return n, recvErr("receiving the executable", err)
+		}
+		if k != wire.KindBinary {
+			return n, refuse("protocol error: expected Binary, got %s", k)
+		}
+		if len(body) == 0 {
+			return n, nil
+		}
+		if n += int64(len(body)); n > max {
+			return n, refuse("the executable sent is longer than the %d bytes Setup announced", max)
+		}
+		if _, err := w.Write(body); err != nil {
+			return n, refuse("this node cannot store the executable: %v", err)
+		}
+	}
+}
+
+// install makes the complete upload tmp executable and renames it to path.
+// It closes tmp.
+func install(tmp *os.File, path string) error {
+	if err := tmp.Sync(); err != nil {
+		return refuse("this node cannot store the executable: %v", err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		return refuse("this node cannot store the executable: %v", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return refuse("this node cannot store the executable: %v", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return refuse("this node cannot store the executable: %v", err)
+	}
+	return nil
+}

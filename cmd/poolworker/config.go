@@ -1,0 +1,260 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is poolworker's configuration, from flags and the environment.
+type config struct {
+	listen       string        // address to listen on
+	token        []byte        // shared secret; empty only on loopback
+	capacity     int           // chunks each worker process runs at once
+	cacheDir     string        // where received executables are kept
+	maxBinary    int64         // largest executable accepted, in bytes
+	logFormat    string        // "text" or "json"
+	logLevel     slog.Level    // least severe level logged
+	drainTimeout time.Duration // how long children get to finish on SIGTERM
+}
+
+// Defaults.
+const (
+	defaultListen       = "127.0.0.1:7450"
+	defaultMaxBinary    = 1 << 30
+	defaultDrainTimeout = 30 * time.Second
+)
+
+// errConfig wraps every configuration error: poolworker exits with code 2.
+var errConfig = errors.New("bad configuration")
+
+// configErr returns an error wrapping errConfig.
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errConfig, fmt.Sprintf(format, args...))
+}
+
+// flagEnv maps each flag to the environment variable that sets it when the
+// flag is not given.
+var flagEnv = []struct{ flag, env string }{
+	{"listen", "POOLWORKER_LISTEN"},
+	{"token", "MP_TOKEN"},
+	{"token-file", "POOLWORKER_TOKEN_FILE"},
+	{"capacity", "POOLWORKER_CAPACITY"},
+	{"cache-dir", "POOLWORKER_CACHE_DIR"},
+	{"max-binary", "POOLWORKER_MAX_BINARY"},
+	{"log-format", "POOLWORKER_LOG_FORMAT"},
+	{"log-level", "POOLWORKER_LOG_LEVEL"},
+	{"drain-timeout", "POOLWORKER_DRAIN_TIMEOUT"},
+}
+
+// rawFlags holds the flags' values before they are checked.
+type rawFlags struct {
+	listen, token, tokenFile, cacheDir string
+	maxBinary, logFormat, logLevel     string
+	capacity                           int
+	drainTimeout                       time.Duration
+}
+
+// newFlagSet defines poolworker's flags on a new FlagSet that reports errors
+// instead of printing them or exiting.
+func newFlagSet(r *rawFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("poolworker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&r.listen, "listen", defaultListen, "`host:port` to listen on; port 0 picks a free port (the log says which)")
+	fs.StringVar(&r.token, "token", "", "shared secret drivers must prove they hold (visible in ps: prefer -token-file or MP_TOKEN)")
+	fs.StringVar(&r.tokenFile, "token-file", "", "read the token from this `file` (surrounding white space is ignored)")
+	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
+	fs.StringVar(&r.cacheDir, "cache-dir", "", "`directory` of received executables (default $XDG_CACHE_HOME/mp/poolworker)")
+	fs.StringVar(&r.maxBinary, "max-binary", "1GiB", "largest executable accepted: bytes, or with a suffix KiB, MiB or GiB")
+	fs.StringVar(&r.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&r.logLevel, "log-level", "info", "least severe level logged: debug, info, warn or error")
+	fs.DurationVar(&r.drainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM or SIGINT, how long worker processes get to finish their chunks before they are killed")
+	return fs
+}
+
+// parseConfig reads the configuration from args and, for flags not given,
+// from the environment through getenv. It returns flag.ErrHelp for -h, and
+// errors wrapping errConfig that say what to fix.
+func parseConfig(args []string, getenv func(string) string) (config, *flag.FlagSet, error) {
+	var r rawFlags
+	fs := newFlagSet(&r)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, fs, err
+		}
+		return config{}, fs, configErr("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return config{}, fs, configErr("unexpected argument %q: poolworker takes only flags", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := applyEnv(fs, getenv, given); err != nil {
+		return config{}, fs, err
+	}
+	cfg, err := r.check(given)
+	return cfg, fs, err
+}
+
+// applyEnv sets each flag not given on the command line from its
+// environment variable, if that is set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, given map[string]bool) error {
+	for _, fe := range flagEnv {
+		v := getenv(fe.env)
+		if v == "" || given[fe.flag] {
+			continue
+		}
+		if err := fs.Set(fe.flag, v); err != nil {
+			return configErr("%s=%q (for -%s): %v", fe.env, v, fe.flag, err)
+		}
+	}
+	return nil
+}
+
+// check validates the raw flags and turns them into a config. given holds
+// the flags set on the command line.
+func (r *rawFlags) check(given map[string]bool) (config, error) {
+	cfg := config{listen: r.listen, capacity: r.capacity, logFormat: r.logFormat, drainTimeout: r.drainTimeout}
+	var err error
+	if cfg.capacity < 1 {
+		return cfg, configErr("-capacity %d: must be at least 1 (the chunks each worker process runs at once)", cfg.capacity)
+	}
+	if cfg.drainTimeout < 0 {
+		return cfg, configErr("-drain-timeout %v: must not be negative", cfg.drainTimeout)
+	}
+	if cfg.maxBinary, err = parseSize(r.maxBinary); err != nil {
+		return cfg, configErr("-max-binary %q: %v", r.maxBinary, err)
+	}
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		return cfg, configErr("-log-format %q: want text or json", cfg.logFormat)
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(r.logLevel)); err != nil {
+		return cfg, configErr("-log-level %q: want debug, info, warn or error", r.logLevel)
+	}
+	if cfg.token, err = r.readToken(given); err != nil {
+		return cfg, err
+	}
+	if err := checkListen(cfg.listen, len(cfg.token) > 0); err != nil {
+		return cfg, err
+	}
+	if cfg.cacheDir, err = cacheDir(r.cacheDir); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// readToken returns the token from -token or -token-file (or their
+// variables, MP_TOKEN and POOLWORKER_TOKEN_FILE). A flag on the command line
+// wins over a variable; two of a kind are an error.
+func (r *rawFlags) readToken(given map[string]bool) ([]byte, error) {
+	useFile := r.tokenFile != ""
+	switch {
+	case given["token"] && given["token-file"]:
+		return nil, configErr("both -token and -token-file are given: use one")
+	case given["token"]:
+		useFile = false
+	case given["token-file"]:
+		useFile = true
+	case r.token != "" && r.tokenFile != "":
+		return nil, configErr("both MP_TOKEN and POOLWORKER_TOKEN_FILE are set: unset one")
+	}
+	if !useFile {
+		return []byte(r.token), nil
+	}
+	b, err := os.ReadFile(r.tokenFile)
+	if err != nil {
+		return nil, configErr("-token-file: %v", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return nil, configErr("-token-file %s is empty: put the shared token in it", r.tokenFile)
+	}
+	return []byte(tok), nil
+}
+
+// checkListen checks the listen address, and refuses a non-loopback one
+// without a token: anyone who reached it could run programs on this machine.
+func checkListen(addr string, haveToken bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return configErr("-listen %q: want host:port, e.g. 127.0.0.1:7450 or :7450 (%v)", addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return configErr("-listen %q: bad port %q", addr, port)
+	}
+	if !haveToken && !isLoopback(host) {
+		return configErr("-listen %s is reachable from other machines and no token is set: "+
+			"anyone who can connect could run programs here. Set -token-file, MP_TOKEN or -token "+
+			"to a shared secret (the drivers' MP_TOKEN), or listen on 127.0.0.1", addr)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only this machine. A host name
+// other than localhost counts as reachable from elsewhere.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// cacheDir returns dir, or the default cache directory if dir is empty:
+// $XDG_CACHE_HOME/mp/poolworker, or the system's user cache directory.
+func cacheDir(dir string) (string, error) {
+	if dir != "" {
+		return filepath.Abs(dir)
+	}
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		var err error
+		if base, err = os.UserCacheDir(); err != nil {
+			return "", configErr("no cache directory (%v): set -cache-dir", err)
+		}
+	}
+	return filepath.Join(base, "mp", "poolworker"), nil
+}
+
+// parseSize parses a byte count: digits, optionally followed by KiB, MiB or
+// GiB (or K, M, G, with the same binary meaning).
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 1 {
+		return 0, errors.New("want a positive number of bytes, e.g. 1073741824 or 1GiB")
+	}
+	if n > (1<<62)/mult {
+		return 0, errors.New("too large")
+	}
+	return n * mult, nil
+}
+
+// newLogger returns the logger cfg asks for, writing to w.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
