@@ -1,0 +1,203 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// The report's sections, in markdown.
+
+func reportPi(b *strings.Builder, sz sizes, cs []*contender, pyPi map[string]any) {
+	ncpu := runtime.NumCPU()
+	ser, hand, mpl := cs[0].median(), cs[1].median(), cs[2].median()
+	pySer, pyPool := cs[4].median(), cs[5].median()
+	fmt.Fprintf(b, "\n## π: %s samples in %d batches of %s\n\n", fmtCount(sz.piSamples), sz.piBatches, fmtCount(sz.piSamples/sz.piBatches))
+	b.WriteString("Time of the work only; a pool's start-up (until every worker is ready) is timed apart, as in the article.\n\n")
+	t := table{head: []string{"contender", "workers", "time", "start-up", "speed-up vs serial Go", "Go/Python time", "what runs"}}
+	for i, c := range cs {
+		if !c.ok() {
+			t.add(c.name, "", "skipped", "", "", "", c.note)
+			continue
+		}
+		workers := strconv.Itoa(ncpu)
+		if i == 0 || i == 4 {
+			workers = "1"
+		}
+		startup := ""
+		if su := c.medianExtra("startup"); !math.IsNaN(su) {
+			startup = fmtDur(su)
+		}
+		goPy := ""
+		switch i {
+		case 0:
+			goPy = fmtGoPy(c.median(), pySer)
+		case 1, 2, 3:
+			goPy = fmtGoPy(c.median(), pyPool)
+		}
+		su := fmtRatio(ser / c.median())
+		if i == 5 && !math.IsNaN(pySer) {
+			su += fmt.Sprintf(" (vs Python serial: %s)", fmtRatio(pySer/c.median()))
+		}
+		t.add(c.name, workers, fmtDur(c.median()), startup, su, goPy, c.note)
+	}
+	b.WriteString(t.String())
+	fmt.Fprintf(b, "\nmp local ÷ hand-written fan-out: %s of its time", fmtRatio(mpl/hand))
+	if d := mpl - hand; d > 0 {
+		fmt.Fprintf(b, " (%s slower)", fmtDur(d))
+	}
+	b.WriteString(".\n")
+	if !math.IsNaN(pyPool) {
+		b.WriteString("Go/Python time: serial Go ÷ Python serial; the parallel Go rows ÷ Python Pool.")
+		if pyPi != nil {
+			fmt.Fprintf(b, " Python's start method: %v.", pyPi["start_method"])
+		}
+		b.WriteString("\n")
+	}
+}
+
+func reportMap(b *strings.Builder, sz sizes, cs []*contender) {
+	mpLocal := cs[0].median()
+	fmt.Fprintf(b, "\n## Map of x*2+1 over %s ints\n\n", fmtCount(sz.mapItems))
+	fmt.Fprintf(b, "Each Go sample is the mean of as many whole Maps as fit in %v (at least one); pools are started once, outside the timing. Items are ints; every contender returns the results in order.\n\n", sz.minTime)
+	t := table{head: []string{"contender", "time per Map", "ns/item", "items/s", "time ÷ mp local", "what runs"}}
+	var cluster, py *contender
+	for _, c := range cs {
+		switch c.name {
+		case "mp cluster":
+			cluster = c
+		case "Python Pool.map":
+			py = c
+		}
+		if !c.ok() {
+			t.add(c.name, "skipped", "", "", "", c.note)
+			continue
+		}
+		m := c.median()
+		t.add(c.name, fmtDur(m), fmt.Sprintf("%.1f", m*1e9/float64(sz.mapItems)), fmtRate(float64(sz.mapItems)/m), fmtRatio(m/mpLocal), c.note)
+	}
+	b.WriteString(t.String())
+	if py != nil && py.ok() && cluster != nil {
+		fmt.Fprintf(b, "\nGo/Python time: mp local ÷ Python Pool.map %s; mp cluster ÷ Python Pool.map %s.\n",
+			fmtGoPy(mpLocal, py.median()), fmtGoPy(cluster.median(), py.median()))
+	}
+}
+
+func reportApply(b *strings.Builder, sz sizes, cs []*contender, py *contender) {
+	ncpu := runtime.NumCPU()
+	fmt.Fprintf(b, "\n## Apply round trip, %s calls one after the other\n\n", fmtCount(sz.applyCalls))
+	t := table{head: []string{"contender", "p50", "p99", "Go/Python p50"}}
+	for _, c := range cs {
+		goPy := ""
+		if py != nil {
+			goPy = fmtGoPy(c.medianExtra("p50"), py.medianExtra("apply_p50_ns"))
+		}
+		t.add(c.name, fmtNs(c.medianExtra("p50")), fmtNs(c.medianExtra("p99")), goPy)
+	}
+	if py != nil {
+		t.add(fmt.Sprintf("Python Pool(%d).apply", ncpu), fmtNs(py.medianExtra("apply_p50_ns")), fmtNs(py.medianExtra("apply_p99_ns")), "")
+	} else {
+		t.add("Python Pool.apply", "skipped", "", "")
+	}
+	b.WriteString(t.String())
+	b.WriteString("\np50 and p99: medians over the rounds of each round's percentiles. The cluster's round trip is a chunk of one item to a worker process and back over loopback TCP.\n")
+}
+
+func reportAsync(b *strings.Builder, sz sizes, cs []*contender, py *contender) {
+	ncpu := runtime.NumCPU()
+	b.WriteString("\n## ApplyAsync throughput\n\n")
+	t := table{head: []string{"contender", "tasks/s", "Go/Python time"}}
+	pyRate := math.NaN()
+	if py != nil {
+		pyRate = py.medianExtra("apply_async_tasks_per_s")
+	}
+	for _, c := range cs {
+		t.add(c.name, fmtRate(c.medianExtra("rate")), fmtGoPy(pyRate, c.medianExtra("rate")))
+	}
+	if py != nil {
+		t.add(fmt.Sprintf("Python Pool(%d).apply_async, all at once, %s tasks", ncpu, fmtCount(sz.asyncTasks)), fmtRate(pyRate), "")
+	} else {
+		t.add("Python Pool.apply_async", "skipped", "")
+	}
+	b.WriteString(t.String())
+	fmt.Fprintf(b, "\n\"All at once\" starts every task, then Gets every result, as a Python loop of apply_async then get does; \"%d in flight\" Gets the oldest result before starting a task past %d. Go/Python time is Python tasks/s ÷ Go tasks/s.\n", sz.asyncWindow, sz.asyncWindow)
+	b.WriteString("The mp cluster rows \"all at once\" use fewer tasks than Python's because their cost grows faster than linearly with the number of tasks waiting for a worker (see bench/README.md); compare their rates at two counts.\n")
+}
+
+func reportImap(b *strings.Builder, sz sizes, c *contender) {
+	fmt.Fprintf(b, "\n## Imap over %s items, local\n\n", fmtCount(sz.imapItems))
+	b.WriteString("The input is a generated iter.Seq (never held in memory) and results are consumed as they come, so a bounded Imap keeps memory flat however many items pass. Sampled every 10 ms; growth is the peak during the call minus the value before it (after a GC). The live heap (runtime/metrics /gc/heap/live:bytes, what the last GC marked; also read after a GC forced half-way through the items, whose time is not counted) is what the program retains and is held to the bound; HeapInuse also counts garbage not yet collected, which the GC lets grow as large as the live heap (GOGC=100), so it follows the rest of the program.\n\n")
+	t := table{head: []string{"time", "ns/item", "live heap before", "live heap growth (max over rounds)", "HeapInuse before", "HeapInuse growth (max)", "Sys growth (max)", "bound 16 MiB"}}
+	verdict := "within"
+	if c.maxExtra("liveGrowth") > imapBound {
+		verdict = "**exceeded**"
+	}
+	t.add(fmtDur(c.median()), fmt.Sprintf("%.1f", c.median()*1e9/float64(sz.imapItems)),
+		fmtMiB(c.medianExtra("liveBefore")), fmtMiB(c.maxExtra("liveGrowth")),
+		fmtMiB(c.medianExtra("heapBefore")), fmtMiB(c.maxExtra("heapGrowth")), fmtMiB(c.maxExtra("sysGrowth")), verdict)
+	b.WriteString(t.String())
+	fmt.Fprintf(b, "\nFor scale: holding the %s inputs or results would take %s each.\n", fmtCount(sz.imapItems), fmtMiB(float64(sz.imapItems)*8))
+}
+
+func reportScale(b *strings.Builder, sz sizes, o options, scales []scaleResult) {
+	fmt.Fprintf(b, "\n## Scale simulation: mp cluster with many worker processes, items that sleep %v\n\n", o.nap)
+	if len(scales) == 0 {
+		b.WriteString("Skipped (-scale is empty).\n")
+		return
+	}
+	fmt.Fprintf(b, "One run each, after the rounds: pool.Map(nap, items, Chunksize(1)) with enough items for ~%v at the ideal rate, worker processes ÷ nap. Up to 2 chunks (here items) per worker are in flight, the scheduler's credits. Driver memory: its peak during the Map (for the live heap, the larger of the samples and a GC right after the Map, the pool still open) minus its value before the pool started, so it includes each connection's buffers. Worker RSS: VmRSS of the worker processes (/proc), per process. Cores busy: CPU time used during the Map ÷ its wall time, for the driver and for all the workers together (other programs on the machine are not counted).\n\n", sz.scaleTarget)
+	t := table{head: []string{"worker processes", "start-up", "items", "time", "items/s", "ideal items/s", "% of ideal", "driver live heap growth", "per worker", "per in-flight item", "driver HeapInuse growth", "worker RSS idle / peak", "cores busy: driver + workers"}}
+	for _, s := range scales {
+		t.add(strconv.Itoa(s.workers), fmtDur(s.startup.Seconds()), fmtCount(s.items), fmtDur(s.elapsed.Seconds()),
+			fmtRate(s.rate), fmtRate(s.ideal), fmt.Sprintf("%.1f%%", 100*s.rate/s.ideal),
+			fmtMiB(s.liveGrowth), fmtKiB(s.liveGrowth/float64(s.workers)), fmtKiB(s.liveGrowth/float64(s.inflight)),
+			fmtMiB(s.heapGrowth), fmtMiB(s.rssIdle)+" / "+fmtMiB(s.rssPeak),
+			fmt.Sprintf("%.2f + %.2f of %d", s.cpuDriver/s.elapsed.Seconds(), s.cpuWorkers/s.elapsed.Seconds(), runtime.NumCPU()))
+	}
+	b.WriteString(t.String())
+}
+
+func reportSweeps(b *strings.Builder, sz sizes, o options, serial float64, speed []speedupPoint, items []perItemPoint, ms []mapper) {
+	fmt.Fprintf(b, "\n## π speed-up by workers (%s)\n\n", "speedup.png")
+	fmt.Fprintf(b, "Speed-up over serial Go (time in brackets); medians of %d interleaved reps; pools started outside the timing. Serial Go: %s.\n\n", o.rounds, fmtDur(serial))
+	head := []string{"workers"}
+	head = append(head, sweepNames...)
+	t := table{head: head}
+	for _, pt := range speed {
+		row := []string{strconv.Itoa(pt.workers)}
+		for _, n := range sweepNames {
+			row = append(row, fmt.Sprintf("%s (%s)", fmtRatio(pt.speedup[n]), fmtDur(pt.seconds[n])))
+		}
+		t.add(row...)
+	}
+	b.WriteString(t.String())
+
+	fmt.Fprintf(b, "\n## Map cost per item by size, ns/item (%s)\n\n", "per_item.png")
+	fmt.Fprintf(b, "Medians of %d interleaved reps, each the mean of the Maps that fit in %v. mp cluster up to %s items.\n\n", sz.sweepReps, sz.minTime, fmtCount(sz.clusterMax))
+	head = []string{"items"}
+	for _, m := range ms {
+		head = append(head, m.name)
+	}
+	t = table{head: head}
+	for _, pt := range items {
+		row := []string{fmtCount(pt.size)}
+		for _, m := range ms {
+			if v, ok := pt.ns[m.name]; ok {
+				row = append(row, fmt.Sprintf("%.3g", v))
+			} else {
+				row = append(row, "–")
+			}
+		}
+		t.add(row...)
+	}
+	b.WriteString(t.String())
+}
+
+func fmtKiB(b float64) string {
+	if math.IsNaN(b) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f KiB", b/1024)
+}
