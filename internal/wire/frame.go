@@ -63,10 +63,13 @@ type Codec struct {
 	dec  *msgpack.Decoder
 	br   bytes.Reader
 
-	wmu  sync.Mutex
-	w    io.Writer
-	wbuf bytes.Buffer
-	enc  *msgpack.Encoder
+	wmu      sync.Mutex
+	w        io.Writer
+	wbuf     bytes.Buffer // frames encoded and not yet written
+	spare    bytes.Buffer // the frames being written by the flusher
+	enc      *msgpack.Encoder
+	flushing bool  // a sender is writing; others just queue their frames
+	werr     error // the first write error; the stream is broken after it
 }
 
 // NewCodec returns a Codec on rw accepting frames up to max bytes
@@ -170,31 +173,58 @@ func (c *Codec) SendRaw(k Kind, b []byte) error {
 
 // SendFunc writes one frame of kind k whose body encode writes with enc. If
 // encode fails nothing is written, and the error is returned.
+//
+// Concurrent senders are combined: while one goroutine writes, the frames
+// others send queue behind it and go out in its next write, so a busy
+// stream makes one system call for many messages and an idle one adds no
+// delay. A sender whose frame was queued returns nil at once; if the write
+// later fails, the stream is broken and every later Send returns that error.
 func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf.Reset()
+	if c.werr != nil {
+		return c.werr
+	}
+	start := c.wbuf.Len()
 	c.wbuf.Write([]byte{0, 0, 0, 0, byte(k)})
 	if err := encode(c.enc); err != nil {
-		c.shrink()
+		c.wbuf.Truncate(start)
 		return err
 	}
-	b := c.wbuf.Bytes()
-	n := len(b) - 4
+	n := c.wbuf.Len() - start - 4
 	if n > c.max {
-		c.shrink()
+		c.wbuf.Truncate(start)
 		return fmt.Errorf("%w: a %s message of %d bytes, limit %d (use a smaller chunksize)", ErrFrameTooLarge, k, n, c.max)
 	}
-	binary.BigEndian.PutUint32(b, uint32(n))
-	_, err := c.w.Write(b)
-	c.shrink()
-	return err
+	binary.BigEndian.PutUint32(c.wbuf.Bytes()[start:], uint32(n))
+	if c.flushing {
+		return nil
+	}
+	c.flushing = true
+	for c.wbuf.Len() > 0 && c.werr == nil {
+		// The encoder keeps writing into c.wbuf (its address does not
+		// change); the queued frames move to spare for writing.
+		c.wbuf, c.spare = c.spare, c.wbuf
+		c.wmu.Unlock()
+		_, err := c.w.Write(c.spare.Bytes())
+		c.wmu.Lock()
+		c.spare.Reset()
+		if err != nil {
+			c.werr = err
+		}
+		c.shrink()
+	}
+	c.flushing = false
+	return c.werr
 }
 
 // shrink drops a large write buffer so that one huge message does not pin
 // its memory for the connection's life.
 func (c *Codec) shrink() {
-	if c.wbuf.Cap() > 1<<20 {
+	if c.spare.Cap() > 1<<20 {
+		c.spare = bytes.Buffer{}
+	}
+	if c.wbuf.Len() == 0 && c.wbuf.Cap() > 1<<20 {
 		// The encoder writes to &c.wbuf, which this does not move; an
 		// enc.Reset would also clear its options (UseCompactInts).
 		c.wbuf = bytes.Buffer{}

@@ -127,7 +127,10 @@ func EncodeResult(enc *msgpack.Encoder, id uint64, rerr *RemoteError, results an
 	if err := enc.Encode(rerr); err != nil {
 		return err
 	}
-	return enc.Encode(results)
+	if err := enc.Encode(results); err != nil {
+		return fmt.Errorf("%w: results: %v", ErrEncode, err)
+	}
+	return nil
 }
 
 // DecodeResultHeader reads a Result body's id and error; the results follow,

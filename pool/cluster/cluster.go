@@ -359,28 +359,25 @@ func (p *Pool) connect(m *member) (*wconn, error) {
 // chunks (twice its capacity, so that round trips are hidden); a chunk goes
 // to the least loaded connection and, among equals, to the one busy for the
 // shortest time, so that a worker stuck on a long chunk is passed over and a
-// slow worker gets fewer chunks.
+// slow worker gets fewer chunks. Callers waiting for a slot queue first come,
+// first served, and a freed slot wakes exactly one of them.
 type sched struct {
-	p     *Pool
-	mu    sync.Mutex
-	conns []*wconn
-	wake  chan struct{}
+	p       *Pool
+	mu      sync.Mutex
+	conns   []*wconn
+	waiters []*waiter // FIFO
 }
 
-func (s *sched) init(p *Pool) {
-	s.p = p
-	s.wake = make(chan struct{})
+type waiter struct {
+	got chan *wconn // receives the connection whose slot was reserved for it
 }
 
-func (s *sched) signalLocked() {
-	close(s.wake)
-	s.wake = make(chan struct{})
-}
+func (s *sched) init(p *Pool) { s.p = p }
 
 func (s *sched) add(w *wconn) {
 	s.mu.Lock()
 	s.conns = append(s.conns, w)
-	s.signalLocked()
+	s.handoffLocked()
 	s.mu.Unlock()
 }
 
@@ -392,50 +389,86 @@ func (s *sched) remove(w *wconn) {
 	s.mu.Unlock()
 }
 
-// release frees one of w's slots.
+// release frees one of w's slots and gives it to the first waiter, if any.
 func (s *sched) release(w *wconn) {
 	s.mu.Lock()
 	w.slots--
 	if w.slots == 0 {
 		w.busySince = time.Time{}
 	}
-	s.signalLocked()
+	s.handoffLocked()
 	s.mu.Unlock()
 }
 
-// acquire reserves a slot on the best connection, waiting for one.
-func (s *sched) acquire(ctx context.Context) (*wconn, error) {
-	for {
-		s.mu.Lock()
-		var best *wconn
-		for _, w := range s.conns {
-			if w.slots >= w.credits || !w.usable() {
-				continue
-			}
-			if best == nil || w.slots < best.slots || (w.slots == best.slots && w.busySince.After(best.busySince)) {
-				best = w
-			}
+// pickLocked reserves a slot on the best connection, or returns nil.
+func (s *sched) pickLocked() *wconn {
+	var best *wconn
+	for _, w := range s.conns {
+		if w.slots >= w.credits || !w.usable() {
+			continue
 		}
-		if best != nil {
-			if best.slots == 0 {
-				best.busySince = time.Now()
-			}
-			best.slots++
-			s.mu.Unlock()
-			return best, nil
-		}
-		wake := s.wake
-		s.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-s.p.term:
-			return nil, pool.ErrTerminated
-		case <-s.p.noWorkers:
-			return nil, s.p.noWorkersErr()
+		if best == nil || w.slots < best.slots || (w.slots == best.slots && w.busySince.After(best.busySince)) {
+			best = w
 		}
 	}
+	if best != nil {
+		if best.slots == 0 {
+			best.busySince = time.Now()
+		}
+		best.slots++
+	}
+	return best
+}
+
+// handoffLocked gives free slots to waiters, in arrival order.
+func (s *sched) handoffLocked() {
+	for len(s.waiters) > 0 {
+		w := s.pickLocked()
+		if w == nil {
+			return
+		}
+		wt := s.waiters[0]
+		s.waiters[0] = nil
+		s.waiters = s.waiters[1:]
+		wt.got <- w
+	}
+}
+
+// acquire reserves a slot on the best connection, waiting for one behind
+// the callers already waiting.
+func (s *sched) acquire(ctx context.Context) (*wconn, error) {
+	s.mu.Lock()
+	if len(s.waiters) == 0 {
+		if w := s.pickLocked(); w != nil {
+			s.mu.Unlock()
+			return w, nil
+		}
+	}
+	wt := &waiter{got: make(chan *wconn, 1)}
+	s.waiters = append(s.waiters, wt)
+	s.mu.Unlock()
+	var err error
+	select {
+	case w := <-wt.got:
+		return w, nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-s.p.term:
+		err = pool.ErrTerminated
+	case <-s.p.noWorkers:
+		err = s.p.noWorkersErr()
+	}
+	s.mu.Lock()
+	if i := slices.Index(s.waiters, wt); i >= 0 {
+		s.waiters = slices.Delete(s.waiters, i, i+1)
+	}
+	s.mu.Unlock()
+	select {
+	case w := <-wt.got: // a slot came as we gave up: pass it on
+		s.release(w)
+	default:
+	}
+	return nil, err
 }
 
 func newToken() string {

@@ -84,7 +84,7 @@ func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string) (*wconn, 
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	sess, err := yamux.Client(conn, yamuxConfig(s.heartbeat, s.heartbeatTimeout))
+	sess, err := yamux.Client(&frameConn{Conn: conn}, yamuxConfig(s.heartbeat, s.heartbeatTimeout))
 	if err != nil {
 		return nil, err
 	}

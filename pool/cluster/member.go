@@ -96,6 +96,7 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 		envAddr+"="+ln.Addr().String(),
 		envToken+"="+p.token,
 		envCapacity+"=1",
+		"GOMAXPROCS=1",
 	)
 	cmd.Stdout = os.Stderr // a worker's output must not mix with the program's
 	cmd.Stderr = os.Stderr

@@ -116,12 +116,12 @@ func serveWorker(conn net.Conn, capacity int) error {
 		return err
 	}
 	ycfg := yamuxConfig(time.Duration(cfg.HeartbeatMillis)*time.Millisecond, time.Duration(cfg.WriteTimeoutMilli)*time.Millisecond)
-	sess, err := yamux.Server(conn, ycfg)
+	sess, err := yamux.Server(&frameConn{Conn: conn}, ycfg)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	w := &worker{sess: sess, cfg: cfg, sem: make(chan struct{}, capacity), running: map[uint64]context.CancelFunc{}}
+	w := &worker{sess: sess, cfg: cfg, jobs: make(chan job, max(64, 4*capacity)), running: map[uint64]context.CancelFunc{}}
 	w.initErr = runInitializer(cfg.Initializer)
 
 	// SIGTERM (sent by poolworker when it drains): take no new chunks,
@@ -142,7 +142,12 @@ func serveWorker(conn net.Conn, capacity int) error {
 		case <-sess.CloseChan():
 		}
 	}()
+	for range capacity {
+		w.wg.Add(1)
+		go w.runner()
+	}
 	err = w.loop()
+	close(w.jobs)
 	// The driver is gone: nobody wants the running chunks' results.
 	w.mu.Lock()
 	for _, cancel := range w.running {
@@ -176,7 +181,7 @@ type worker struct {
 	sess    *yamux.Session
 	codec   *wire.Codec
 	cfg     wire.Config
-	sem     chan struct{}
+	jobs    chan job
 	initErr error
 	wg      sync.WaitGroup
 
@@ -266,27 +271,49 @@ func (w *worker) start(body []byte) error {
 	if retire {
 		w.retire(fmt.Sprintf("ran %d tasks", w.cfg.MaxTasks))
 	}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer cancel()
-		w.sem <- struct{}{}
-		results, err := f.Run(ctx, args)
-		<-w.sem
-		w.mu.Lock()
-		delete(w.running, id)
-		w.mu.Unlock()
-		rerr := toRemote(err)
-		serr := w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, id, rerr, results) })
-		if serr != nil && !errors.Is(serr, io.EOF) && !w.sess.IsClosed() {
-			// The results could not be encoded: say so instead.
-			msg := fmt.Sprintf("cannot encode the results of %s: %v", name, serr)
-			w.send(wire.KindResult, func(enc *msgpack.Encoder) error {
-				return wire.EncodeResult(enc, id, &wire.RemoteError{Kind: wire.ErrKindEncode, Message: msg}, nil)
-			})
-		}
-	}()
+	// The driver sends at most twice the capacity at a time: the queue
+	// never fills, and the read loop never blocks here.
+	w.jobs <- job{id: id, name: name, f: f, args: args, ctx: ctx, cancel: cancel}
 	return nil
+}
+
+// job is a chunk waiting for, or held by, a runner.
+type job struct {
+	id     uint64
+	name   string
+	f      *pool.Func
+	args   any
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// runner runs queued chunks one at a time, in arrival order.
+func (w *worker) runner() {
+	defer w.wg.Done()
+	for j := range w.jobs {
+		w.run(j)
+	}
+}
+
+func (w *worker) run(j job) {
+	defer j.cancel()
+	var results any
+	var err error
+	if err = j.ctx.Err(); err == nil { // not cancelled while queued
+		results, err = j.f.Run(j.ctx, j.args)
+	}
+	w.mu.Lock()
+	delete(w.running, j.id)
+	w.mu.Unlock()
+	rerr := toRemote(err)
+	serr := w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, j.id, rerr, results) })
+	if errors.Is(serr, wire.ErrEncode) || errors.Is(serr, wire.ErrFrameTooLarge) {
+		// The results could not be sent: say why instead.
+		msg := fmt.Sprintf("cannot encode the results of %s: %v", j.name, serr)
+		w.send(wire.KindResult, func(enc *msgpack.Encoder) error {
+			return wire.EncodeResult(enc, j.id, &wire.RemoteError{Kind: wire.ErrKindEncode, Message: msg}, nil)
+		})
+	}
 }
 
 // toRemote turns a chunk's error into its wire form.
