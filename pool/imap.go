@@ -90,103 +90,145 @@ func imap[T, R any](ctx context.Context, p Pool, f typed[T, R], seq iter.Seq[T],
 			return
 		}
 		defer c.end()
-		window := max(p.Workers(), 1) + 1
+		m := &imapper[T, R]{
+			c:       c,
+			f:       &f,
+			ctx:     ctx,
+			yield:   yield,
+			ordered: ordered,
+			window:  max(p.Workers(), 1) + 1,
+			size:    imapInitialSize,
+			fixed:   cfg.chunksize >= 1,
+			ready:   map[int]*Task{},
+			order:   map[*Task]int{},
+		}
+		if m.fixed {
+			m.size = cfg.chunksize
+		}
 		// Every task in flight sends to finished exactly once, and there are
 		// never more than window of them: the sends never block.
-		finished := make(chan imapDone, window)
-		c.onDone = func(t *Task, err error) { finished <- imapDone{t, err} }
+		m.finished = make(chan imapDone, m.window)
+		c.onDone = func(t *Task, err error) { m.finished <- imapDone{t, err} }
 
-		next, stop := iter.Pull(seq)
-		defer stop()
-
-		fixed := cfg.chunksize >= 1
-		size := imapInitialSize
-		if fixed {
-			size = cfg.chunksize
-		}
-		var (
-			eof      bool
-			inflight int               // submitted, not yet yielded
-			seqNext  int               // sequence number of the next chunk to submit
-			seqOut   int               // sequence number of the next chunk to yield
-			ready    = map[int]*Task{} // finished out of order (ordered mode)
-			order    = map[*Task]int{}
-			offset   int
-		)
-		emit := func(t *Task) bool {
-			k := t.impl.(*chunk[T, R])
-			for _, r := range k.out {
-				if !yield(r, nil) {
-					return false
-				}
-			}
-			return true
-		}
-		for {
-			for !eof && inflight < window && !c.stop.Load() {
-				in := make([]T, 0, size)
-				for len(in) < size {
-					v, ok := next()
-					if !ok {
-						eof = true
-						break
-					}
-					in = append(in, v)
-				}
-				if len(in) == 0 {
-					break
-				}
-				t := &Task{c: c, impl: &chunk[T, R]{f: &f, in: in, out: make([]R, len(in)), off: offset}}
-				offset += len(in)
-				order[t] = seqNext
-				seqNext++
-				if c.submit(t) != nil {
-					break
-				}
-				inflight++
-			}
-			if inflight == 0 {
-				if err := c.result(ctx); err != nil {
-					yield(zero, err)
-				}
-				return
-			}
-			var d imapDone
-			select {
-			case d = <-finished:
-			case <-c.ctx.Done():
-				yield(zero, c.result(ctx))
-				return
-			}
-			if d.err != nil {
-				yield(zero, c.result(ctx))
-				return
-			}
-			if !fixed && size < imapMaxChunk && time.Since(d.t.sent) < imapGrowBelow {
-				size *= 2
-			}
-			if !ordered {
-				inflight--
-				delete(order, d.t)
-				if !emit(d.t) {
-					return
-				}
+		// The input is ranged over here, in the caller's goroutine, and
+		// results are yielded between items: no goroutine, no coroutine
+		// switch per item. An item is pulled only while fewer than window
+		// chunks are unyielded, which bounds the lookahead.
+		m.buf = make([]T, 0, m.size)
+		for v := range seq {
+			m.buf = append(m.buf, v)
+			if len(m.buf) < m.size {
 				continue
 			}
-			ready[order[d.t]] = d.t
-			delete(order, d.t)
-			for {
-				t, ok := ready[seqOut]
-				if !ok {
-					break
-				}
-				delete(ready, seqOut)
-				seqOut++
-				inflight--
-				if !emit(t) {
+			if !m.submit() {
+				return
+			}
+			for m.inflight >= m.window {
+				if !m.next() {
 					return
 				}
 			}
 		}
+		if len(m.buf) > 0 && !m.submit() {
+			return
+		}
+		for m.inflight > 0 {
+			if !m.next() {
+				return
+			}
+		}
+		if err := c.result(ctx); err != nil {
+			yield(zero, err)
+		}
 	}
+}
+
+// imapper is the state of one range over an Imap sequence.
+type imapper[T, R any] struct {
+	c        *call
+	f        *typed[T, R]
+	ctx      context.Context
+	yield    func(R, error) bool
+	ordered  bool
+	window   int
+	size     int  // current chunk size
+	fixed    bool // size set by Chunksize
+	buf      []T  // the chunk being filled
+	offset   int  // input index of buf[0]
+	inflight int  // chunks submitted and not yet yielded
+	seqNext  int  // sequence number of the next chunk submitted
+	seqOut   int  // sequence number of the next chunk to yield (ordered)
+	ready    map[int]*Task
+	order    map[*Task]int
+	finished chan imapDone
+}
+
+// submit hands the filled chunk to the pool. It returns false when the
+// range must end (the error was yielded).
+func (m *imapper[T, R]) submit() bool {
+	var zero R
+	if m.c.stop.Load() {
+		m.yield(zero, m.c.result(m.ctx))
+		return false
+	}
+	in := m.buf
+	t := &Task{c: m.c, impl: &chunk[T, R]{f: m.f, in: in, out: make([]R, len(in)), off: m.offset}}
+	m.offset += len(in)
+	m.order[t] = m.seqNext
+	m.seqNext++
+	if m.c.submit(t) != nil {
+		m.yield(zero, m.c.result(m.ctx))
+		return false
+	}
+	m.inflight++
+	m.buf = make([]T, 0, m.size)
+	return true
+}
+
+// next waits for one chunk to finish and yields what is ready. It returns
+// false when the range must end.
+func (m *imapper[T, R]) next() bool {
+	var zero R
+	var d imapDone
+	select {
+	case d = <-m.finished:
+	case <-m.c.ctx.Done():
+		m.yield(zero, m.c.result(m.ctx))
+		return false
+	}
+	if d.err != nil {
+		m.yield(zero, m.c.result(m.ctx))
+		return false
+	}
+	if !m.fixed && m.size < imapMaxChunk && time.Since(d.t.sent) < imapGrowBelow {
+		m.size *= 2
+	}
+	seq := m.order[d.t]
+	delete(m.order, d.t)
+	if !m.ordered {
+		m.inflight--
+		return m.emit(d.t)
+	}
+	m.ready[seq] = d.t
+	for {
+		t, ok := m.ready[m.seqOut]
+		if !ok {
+			return true
+		}
+		delete(m.ready, m.seqOut)
+		m.seqOut++
+		m.inflight--
+		if !m.emit(t) {
+			return false
+		}
+	}
+}
+
+func (m *imapper[T, R]) emit(t *Task) bool {
+	for _, r := range t.impl.(*chunk[T, R]).out {
+		if !m.yield(r, nil) {
+			return false
+		}
+	}
+	return true
 }

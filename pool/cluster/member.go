@@ -96,8 +96,11 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 		envAddr+"="+ln.Addr().String(),
 		envToken+"="+p.token,
 		envCapacity+"=1",
-		"GOMAXPROCS=1",
 	)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One chunk at a time: one P avoids waking idle threads per message.
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	cmd.Stdout = os.Stderr // a worker's output must not mix with the program's
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = procAttr()
