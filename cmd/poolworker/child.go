@@ -21,8 +21,10 @@ type child struct {
 }
 
 // childEnvKeys are the variables of poolworker's environment a worker
-// process inherits; nothing else (MP_TOKEN in particular) reaches it.
-var childEnvKeys = []string{"PATH", "HOME", "TMPDIR", "LANG"}
+// process inherits; nothing else (MP_TOKEN in particular) reaches it. The Go
+// runtime's own settings pass through so that a node can tune or debug its
+// workers.
+var childEnvKeys = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOTRACEBACK", "GORACE"}
 
 // spawn starts the executable at path with args as a worker process that
 // takes over conn, the driver's connection: the process gets it as file

@@ -26,6 +26,7 @@ import (
 // drivers, as their worker processes: those must serve, not test.
 func TestMain(m *testing.M) {
 	cluster.WorkerMain()
+	quickRaceExit()
 	if addr := os.Getenv(envDriver); addr != "" {
 		os.Exit(blockedDriver(addr, os.Getenv(envFlag)))
 	}
@@ -327,4 +328,12 @@ func cachedFiles(t *testing.T, dir string) []string {
 		}
 	}
 	return names
+}
+
+// quickRaceExit spares each worker process started by the tests the race
+// detector's default one-second sleep at exit (GORACE atexit_sleep_ms).
+func quickRaceExit() {
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 }

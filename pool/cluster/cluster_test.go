@@ -18,6 +18,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	cluster.WorkerMain()
+	quickRaceExit()
 	os.Exit(m.Run())
 }
 
@@ -36,4 +37,12 @@ func newCluster(t *testing.T, opts ...pool.Option) pool.Pool {
 // reaches over TCP on loopback.
 func TestConformance(t *testing.T) {
 	pooltest.Run(t, newCluster)
+}
+
+// quickRaceExit spares each worker process started by the tests the race
+// detector's default one-second sleep at exit (GORACE atexit_sleep_ms).
+func quickRaceExit() {
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 }

@@ -385,7 +385,9 @@ func (s *suite) imapUnordered(t *testing.T) {
 			t.Fatalf("chunksize %d: ImapUnordered did not yield each result once", cs)
 		}
 	}
-	// Completion order: a slow first item does not hold back the others.
+	// Completion order: a slow first item is not yielded first, as Imap
+	// would. (Backends that queue chunks on workers may queue a quick item
+	// behind it, so only the first result is certain.)
 	in := []time.Duration{2 * time.Second, 0, 0, 0}
 	var got []time.Duration
 	for r, err := range pool.ImapUnorderedCtx(testCtx(t), p, Sleep, slices.Values(in), pool.Chunksize(1)) {
@@ -394,8 +396,8 @@ func (s *suite) imapUnordered(t *testing.T) {
 		}
 		got = append(got, r)
 	}
-	if len(got) != 4 || got[3] != 2*time.Second {
-		t.Fatalf("ImapUnordered yielded %v; want the slow item last", got)
+	if len(got) != 4 || got[0] != 0 || !slices.Contains(got, 2*time.Second) {
+		t.Fatalf("ImapUnordered yielded %v; want a quick item first and the slow one among them", got)
 	}
 }
 

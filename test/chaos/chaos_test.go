@@ -29,6 +29,7 @@ import (
 
 func TestMain(m *testing.M) {
 	cluster.WorkerMain()
+	quickRaceExit()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -370,5 +371,13 @@ func TestChaosNoHostLeft(t *testing.T) {
 	t.Logf("every host gone: the Map failed after %v: %v", d.Round(time.Millisecond), err)
 	if bound := heartbeat + heartbeatTimeout + reconnect + margin; d > bound {
 		t.Errorf("failing took %v, bound %v", d, bound)
+	}
+}
+
+// quickRaceExit spares each worker process started by the tests the race
+// detector's default one-second sleep at exit (GORACE atexit_sleep_ms).
+func quickRaceExit() {
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 }
