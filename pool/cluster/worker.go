@@ -30,6 +30,10 @@ const (
 	envCapacity = "MP_WORKER_CAPACITY" // chunks run at once
 )
 
+// stuckGrace is how long a worker whose driver is gone waits for running
+// functions before it exits anyway.
+const stuckGrace = 2 * time.Second
+
 // IsWorker reports whether this process was started as a worker process of a
 // cluster pool.
 func IsWorker() bool { return os.Getenv(envMode) != "" }
@@ -154,7 +158,15 @@ func serveWorker(conn net.Conn, capacity int) error {
 		cancel()
 	}
 	w.mu.Unlock()
-	w.wg.Wait()
+	// A function that ignores its context may never return: give the
+	// runners a moment, then exit without them.
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(stuckGrace):
+		fmt.Fprintf(os.Stderr, "mp worker %d: exiting with chunks still running (their functions ignore cancellation)\n", os.Getpid())
+	}
 	return err
 }
 
