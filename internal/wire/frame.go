@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -201,6 +202,11 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 		return nil
 	}
 	c.flushing = true
+	// Let runnable senders queue their frames first: under load they join
+	// this write; idle, Gosched returns at once.
+	c.wmu.Unlock()
+	runtime.Gosched()
+	c.wmu.Lock()
 	for c.wbuf.Len() > 0 && c.werr == nil {
 		// The encoder keeps writing into c.wbuf (its address does not
 		// change); the queued frames move to spare for writing.

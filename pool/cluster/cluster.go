@@ -356,7 +356,9 @@ func (p *Pool) connect(m *member) (*wconn, error) {
 }
 
 // sched hands chunks to connections. Each connection takes up to credits
-// chunks (twice its capacity, so that round trips are hidden); a chunk goes
+// chunks: twice its capacity, so that round trips are hidden, and more, up
+// to 32 times, while its chunks come back within a millisecond, so that
+// tiny tasks are not throttled by the round trip; a chunk goes
 // to the least loaded connection and, among equals, to the one busy for the
 // shortest time, so that a worker stuck on a long chunk is passed over and a
 // slow worker gets fewer chunks. Callers waiting for a slot queue first come,
@@ -398,6 +400,27 @@ func (s *sched) release(w *wconn) {
 	}
 	s.handoffLocked()
 	s.mu.Unlock()
+}
+
+// Credit bounds, per unit of capacity, and the round trips that move them.
+const (
+	minDepth  = 2
+	maxDepth  = 32
+	quickTrip = time.Millisecond      // a chunk back this fast deepens the pipeline
+	slowTrip  = 20 * time.Millisecond // one this slow halves it
+)
+
+// done frees the slot of a chunk answered after rtt and adapts w's credits.
+func (s *sched) done(w *wconn, rtt time.Duration) {
+	s.mu.Lock()
+	switch {
+	case rtt < quickTrip && w.credits < maxDepth*w.capacity:
+		w.credits++
+	case rtt > slowTrip && w.credits > minDepth*w.capacity:
+		w.credits = max(minDepth*w.capacity, w.credits/2)
+	}
+	s.mu.Unlock()
+	s.release(w)
 }
 
 // pickLocked reserves a slot on the best connection, or returns nil.

@@ -23,10 +23,10 @@ type wconn struct {
 	sess     *yamux.Session
 	codec    *wire.Codec
 	capacity int
-	credits  int
 	maxTasks int
 
 	// guarded by p.sched.mu
+	credits   int       // chunks it may hold: 2×capacity, deeper while chunks are quick
 	slots     int       // chunks reserved or in flight
 	busySince time.Time // when slots last rose from 0
 
@@ -44,6 +44,7 @@ type wconn struct {
 // flight is a chunk sent to a worker and not yet answered.
 type flight struct {
 	id       uint64
+	sent     time.Time
 	t        *pool.Task
 	attempts int
 	stop     func() bool // stops the cancel hook
@@ -102,7 +103,7 @@ func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string) (*wconn, 
 		sess:     sess,
 		codec:    wire.NewCodec(stream, s.maxFrame),
 		capacity: ready.Capacity,
-		credits:  2 * ready.Capacity,
+		credits:  minDepth * ready.Capacity,
 		maxTasks: p.cfg.MaxTasksPerWorker,
 		inflight: map[uint64]*flight{},
 		closed:   make(chan struct{}),
@@ -214,7 +215,7 @@ func (w *wconn) result(body []byte) error {
 		terr = derr
 	}
 	f.t.Complete(res, terr)
-	w.p.sched.release(w)
+	w.p.sched.done(w, time.Since(f.sent))
 	if idle {
 		w.kill()
 	}
@@ -254,6 +255,7 @@ func (w *wconn) send(f *flight) (ok bool) {
 	f.stop = context.AfterFunc(f.t.Context(), func() {
 		w.codec.Send(wire.KindCancel, wire.Cancel{ID: id})
 	})
+	f.sent = time.Now()
 	w.inflight[f.id] = f
 	w.mu.Unlock()
 	err = w.codec.SendFunc(wire.KindRun, func(enc *msgpack.Encoder) error {

@@ -125,7 +125,7 @@ func serveWorker(conn net.Conn, capacity int) error {
 		return err
 	}
 	defer sess.Close()
-	w := &worker{sess: sess, cfg: cfg, jobs: make(chan job, max(64, 4*capacity)), running: map[uint64]context.CancelFunc{}}
+	w := &worker{sess: sess, cfg: cfg, jobs: make(chan job, 32*capacity+16), running: map[uint64]context.CancelFunc{}}
 	w.initErr = runInitializer(cfg.Initializer)
 
 	// SIGTERM (sent by poolworker when it drains): take no new chunks,
@@ -283,8 +283,8 @@ func (w *worker) start(body []byte) error {
 	if retire {
 		w.retire(fmt.Sprintf("ran %d tasks", w.cfg.MaxTasks))
 	}
-	// The driver sends at most twice the capacity at a time: the queue
-	// never fills, and the read loop never blocks here.
+	// The driver sends at most 32×capacity chunks at a time (spec.md): the
+	// queue never fills, and the read loop never blocks here.
 	w.jobs <- job{id: id, name: name, f: f, args: args, ctx: ctx, cancel: cancel}
 	return nil
 }
