@@ -102,7 +102,7 @@ func main() {
 	plots := flag.String("plots", "", "also run the sweeps and write speedup.png and per_item.png to this directory")
 	python := flag.String("python", "python3", `Python interpreter for the Python rows; "" skips them`)
 	scale := flag.String("scale", "16,64", `worker processes of each scale-simulation run, comma-separated; "" skips it`)
-	asyncAll := flag.String("async-all", "1000,2000", "task counts of the mp cluster \"ApplyAsync, all at once\" rows (slow: see the README)")
+	asyncAll := flag.String("async-all", "20000", "task counts of the mp cluster \"ApplyAsync, all at once\" rows")
 	napD := flag.Duration("nap", 5*time.Millisecond, "sleep of each item in the scale simulation")
 	only := flag.String("only", strings.Join(allSections, ","), "sections to run, comma-separated, of "+strings.Join(allSections, ","))
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the driver to this file")

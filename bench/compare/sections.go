@@ -123,7 +123,6 @@ func reportAsync(b *strings.Builder, sz sizes, cs []*contender, py *contender) {
 	}
 	b.WriteString(t.String())
 	fmt.Fprintf(b, "\n\"All at once\" starts every task, then Gets every result, as a Python loop of apply_async then get does; \"%d in flight\" Gets the oldest result before starting a task past %d. Go/Python time is Python tasks/s ÷ Go tasks/s.\n", sz.asyncWindow, sz.asyncWindow)
-	b.WriteString("The mp cluster rows \"all at once\" use fewer tasks than Python's because their cost grows faster than linearly with the number of tasks waiting for a worker (see bench/README.md); compare their rates at two counts.\n")
 }
 
 func reportImap(b *strings.Builder, sz sizes, c *contender) {

@@ -94,7 +94,7 @@ func EncodeRun(enc *msgpack.Encoder, id uint64, fn string, args any) error {
 	if err := enc.EncodeString(fn); err != nil {
 		return err
 	}
-	if err := enc.Encode(args); err != nil {
+	if err := EncodeSlice(enc, args); err != nil {
 		return fmt.Errorf("%w: the arguments of %s: %v", ErrEncode, fn, err)
 	}
 	return nil
@@ -127,7 +127,7 @@ func EncodeResult(enc *msgpack.Encoder, id uint64, rerr *RemoteError, results an
 	if err := enc.Encode(rerr); err != nil {
 		return err
 	}
-	if err := enc.Encode(results); err != nil {
+	if err := EncodeSlice(enc, results); err != nil {
 		return fmt.Errorf("%w: results: %v", ErrEncode, err)
 	}
 	return nil

@@ -204,7 +204,7 @@ func (w *wconn) result(body []byte) error {
 	f.stop()
 	res := f.t.NewResults()
 	var derr error
-	if err := dec.Decode(res); err != nil {
+	if err := wire.DecodeSlice(dec, res); err != nil {
 		derr = fmt.Errorf("cluster: cannot decode the results of %s from worker %s: %v", funcName(f.t), w.name, err)
 	}
 	var terr error

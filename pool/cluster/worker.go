@@ -267,7 +267,7 @@ func (w *worker) start(body []byte) error {
 		rerr = &wire.RemoteError{Kind: wire.ErrKindInit, Message: w.initErr.Error()}
 	default:
 		args = f.NewArgs()
-		if err := dec.Decode(args); err != nil {
+		if err := wire.DecodeSlice(dec, args); err != nil {
 			rerr = &wire.RemoteError{Kind: wire.ErrKindDecode, Message: fmt.Sprintf("cannot decode the arguments of %s: %v", name, err)}
 		}
 	}
