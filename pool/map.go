@@ -5,7 +5,9 @@ import "context"
 // Map calls fn on every item and returns the results in input order, as
 // Python's Pool.map. It blocks until every item is done, the first error
 // (see the package doc), or ctx is done. Items travel to workers in chunks
-// (see [Chunksize]); the default chunk is ⌈len(items)/(4×workers)⌉. It
+// (see [Chunksize]). By default the first chunk is ⌈len(items)/(4×workers)⌉
+// items, as in Python, and each next one ⌈remaining/(4×workers)⌉, so that
+// chunks shrink as the input runs out and the workers finish together. It
 // allocates the result slice and one small task per chunk: on the local
 // backend a few nanoseconds per item in all.
 func Map[T, R any](ctx context.Context, p Pool, fn func(T) R, items []T, opts ...CallOption) ([]R, error) {
@@ -65,16 +67,21 @@ func mapSlice[T, R any](ctx context.Context, p Pool, f typed[T, R], items []T, o
 	defer c.end()
 	out := make([]R, len(items))
 	cs := newCallConfig(opts).chunksize
-	if cs < 1 {
-		w := max(p.Workers(), 1)
-		cs = max((len(items)+4*w-1)/(4*w), 1)
-	}
-	for lo := 0; lo < len(items) && !c.stop.Load(); lo += cs {
-		hi := min(lo+cs, len(items))
+	w := max(p.Workers(), 1)
+	for lo := 0; lo < len(items) && !c.stop.Load(); {
+		size := cs
+		if size < 1 {
+			// Guided: ⌈remaining/(4×workers)⌉, Python's size for the first
+			// chunk, shrinking as the input runs out so that the workers
+			// finish together instead of one waiting on the last big chunk.
+			size = (len(items) - lo + 4*w - 1) / (4 * w)
+		}
+		hi := min(lo+size, len(items))
 		t := &Task{c: c, impl: &chunk[T, R]{f: &f, in: items[lo:hi:hi], out: out[lo:hi:hi], off: lo}}
 		if c.submit(t) != nil {
 			break
 		}
+		lo = hi
 	}
 	if err := c.wait(ctx); err != nil {
 		return nil, err
