@@ -35,7 +35,7 @@ func mappers(lp, cp pool.Pool, pp pond.Pool, clusterMax int) []mapper {
 	return []mapper{
 		{
 			name: "mp local",
-			note: "pool.Map on local.New(), default chunks ⌈len/(4×workers)⌉",
+			note: "pool.Map on local.New(), default (guided) chunks, the first ⌈len/(4×workers)⌉",
 			mapf: func(items []int) ([]int, error) { return pool.Map(ctx, lp, mapFn, items) },
 		},
 		{
@@ -63,7 +63,7 @@ func mappers(lp, cp pool.Pool, pp pond.Pool, clusterMax int) []mapper {
 		},
 		{
 			name: "errgroup, chunked",
-			note: fmt.Sprintf("errgroup with SetLimit(%d): one g.Go per chunk of ⌈len/(4×%d)⌉ items, as mp's default", n, n),
+			note: fmt.Sprintf("errgroup with SetLimit(%d): one g.Go per chunk of ⌈len/(4×%d)⌉ items, Python's default", n, n),
 			mapf: func(items []int) ([]int, error) {
 				out := make([]int, len(items))
 				var g errgroup.Group
