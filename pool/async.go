@@ -110,36 +110,38 @@ func (a *AsyncResult[R]) Then(callback func(R), errCallback func(error)) *AsyncR
 }
 
 // MapAsync starts [Map] and returns at once, as Python's Pool.map_async.
-// The call holds its own goroutine until it finishes. If the pool is closed,
-// the result fails with ErrClosed.
+// The call is admitted before MapAsync returns, so a Close right after it
+// lets it finish (Python's map_async, close, join, get). It holds its own
+// goroutine until it finishes. If the pool is already closed, the result
+// fails with ErrClosed.
 func MapAsync[T, R any](ctx context.Context, p Pool, fn func(T) R, items []T, opts ...CallOption) *AsyncResult[[]R] {
-	return goAsync(func() ([]R, error) { return Map(ctx, p, fn, items, opts...) })
+	return goAsync(prepareMap(ctx, p, typed[T, R]{plain: fn}, items, opts))
 }
 
 // MapAsyncErr is [MapAsync] for functions that return an error.
 func MapAsyncErr[T, R any](ctx context.Context, p Pool, fn func(T) (R, error), items []T, opts ...CallOption) *AsyncResult[[]R] {
-	return goAsync(func() ([]R, error) { return MapErr(ctx, p, fn, items, opts...) })
+	return goAsync(prepareMap(ctx, p, typed[T, R]{errf: fn}, items, opts))
 }
 
 // MapAsyncCtx is [MapAsync] for functions that take a context.
 func MapAsyncCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (R, error), items []T, opts ...CallOption) *AsyncResult[[]R] {
-	return goAsync(func() ([]R, error) { return MapCtx(ctx, p, fn, items, opts...) })
+	return goAsync(prepareMap(ctx, p, typed[T, R]{ctxf: fn}, items, opts))
 }
 
 // ApplyAsync starts [Apply] and returns at once, as Python's
 // Pool.apply_async.
 func ApplyAsync[T, R any](ctx context.Context, p Pool, fn func(T) R, arg T) *AsyncResult[R] {
-	return goAsync(func() (R, error) { return Apply(ctx, p, fn, arg) })
+	return goAsync(prepareApply(ctx, p, typed[T, R]{plain: fn}, arg))
 }
 
 // ApplyAsyncErr is [ApplyAsync] for functions that return an error.
 func ApplyAsyncErr[T, R any](ctx context.Context, p Pool, fn func(T) (R, error), arg T) *AsyncResult[R] {
-	return goAsync(func() (R, error) { return ApplyErr(ctx, p, fn, arg) })
+	return goAsync(prepareApply(ctx, p, typed[T, R]{errf: fn}, arg))
 }
 
 // ApplyAsyncCtx is [ApplyAsync] for functions that take a context.
 func ApplyAsyncCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (R, error), arg T) *AsyncResult[R] {
-	return goAsync(func() (R, error) { return ApplyCtx(ctx, p, fn, arg) })
+	return goAsync(prepareApply(ctx, p, typed[T, R]{ctxf: fn}, arg))
 }
 
 func goAsync[R any](run func() (R, error)) *AsyncResult[R] {

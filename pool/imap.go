@@ -11,7 +11,10 @@ import (
 // ahead: at most (workers+1) × chunksize items have been pulled from seq and
 // not yet yielded, so an endless seq works in bounded memory.
 //
-// Each range over the returned sequence is a new call. The first error is
+// Each range over the returned sequence is a new call, admitted when the
+// range starts (a Close before that makes it yield ErrClosed). The input is
+// ranged over in the caller's goroutine: ctx is seen between items, not
+// while seq blocks for its next one. The first error is
 // yielded as (zero, err) and ends the sequence; so does ctx being done
 // (err is ctx.Err()). Breaking out of the loop stops the call: items already
 // running are abandoned and seq is not read further.

@@ -43,48 +43,62 @@ func ApplyCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T)
 }
 
 func apply[T, R any](ctx context.Context, p Pool, f typed[T, R], arg T) (R, error) {
-	var zero R
-	if err := f.check(); err != nil {
-		return zero, err
+	return prepareApply(ctx, p, f, arg)()
+}
+
+// prepareApply admits an Apply call now and returns the rest of it.
+func prepareApply[T, R any](ctx context.Context, p Pool, f typed[T, R], arg T) func() (R, error) {
+	run := prepareMap(ctx, p, f, []T{arg}, []CallOption{Chunksize(1)})
+	return func() (R, error) {
+		out, err := run()
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		return out[0], nil
 	}
-	var in [1]T
-	in[0] = arg
-	out, err := mapSlice(ctx, p, f, in[:], []CallOption{Chunksize(1)})
-	if err != nil {
-		return zero, err
-	}
-	return out[0], nil
 }
 
 func mapSlice[T, R any](ctx context.Context, p Pool, f typed[T, R], items []T, opts []CallOption) ([]R, error) {
+	return prepareMap(ctx, p, f, items, opts)()
+}
+
+// prepareMap admits a Map call now, so that an async call started before
+// Close is one of the calls Close lets finish, and returns the rest of the
+// call, which must be run exactly once.
+func prepareMap[T, R any](ctx context.Context, p Pool, f typed[T, R], items []T, opts []CallOption) func() ([]R, error) {
+	fail := func(err error) func() ([]R, error) { return func() ([]R, error) { return nil, err } }
 	if err := f.check(); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	c, err := begin(ctx, p, f)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	defer c.end()
-	out := make([]R, len(items))
-	cs := newCallConfig(opts).chunksize
-	w := max(p.Workers(), 1)
-	for lo := 0; lo < len(items) && !c.stop.Load(); {
-		size := cs
-		if size < 1 {
-			// Guided: ⌈remaining/(4×workers)⌉, Python's size for the first
-			// chunk, shrinking as the input runs out so that the workers
-			// finish together instead of one waiting on the last big chunk.
-			size = (len(items) - lo + 4*w - 1) / (4 * w)
+	return func() ([]R, error) {
+		defer c.end()
+		out := make([]R, len(items))
+		cs := newCallConfig(opts).chunksize
+		w := max(p.Workers(), 1)
+		for lo := 0; lo < len(items) && !c.stop.Load(); {
+			size := cs
+			if size < 1 {
+				// Guided: ⌈remaining/(4×workers)⌉, Python's size for the
+				// first chunk, shrinking as the input runs out so that the
+				// workers finish together instead of one waiting on the
+				// last big chunk.
+				size = (len(items) - lo + 4*w - 1) / (4 * w)
+			}
+			hi := min(lo+size, len(items))
+			t := &Task{c: c, impl: &chunk[T, R]{f: &f, in: items[lo:hi:hi], out: out[lo:hi:hi], off: lo}}
+			if c.submit(t) != nil {
+				break
+			}
+			lo = hi
 		}
-		hi := min(lo+size, len(items))
-		t := &Task{c: c, impl: &chunk[T, R]{f: &f, in: items[lo:hi:hi], out: out[lo:hi:hi], off: lo}}
-		if c.submit(t) != nil {
-			break
+		if err := c.wait(ctx); err != nil {
+			return nil, err
 		}
-		lo = hi
+		return out, nil
 	}
-	if err := c.wait(ctx); err != nil {
-		return nil, err
-	}
-	return out, nil
 }

@@ -51,7 +51,10 @@ func (t typed[T, R]) run(ctx context.Context, name string, args any) (any, error
 		return nil, fmt.Errorf("pool: %s takes %T, got %T", name, want, args)
 	}
 	out := make([]R, len(in))
-	n, err := t.runRange(ctx, nil, in, out)
+	// Plain functions do not see ctx: stop between items once it is done.
+	stop := new(atomic.Bool)
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
+	n, err := t.runRange(ctx, stop, in, out)
 	if err != nil {
 		if te, ok := err.(*TaskError); ok {
 			te.Func = name

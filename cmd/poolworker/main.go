@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command poolworker is a node of an mp cluster: it runs the worker
 // processes of cluster pools (package github.com/mpgo/mp/pool/cluster) whose
 // drivers connect to it. Run poolworker -h for how to use it.

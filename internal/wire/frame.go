@@ -188,7 +188,7 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 	}
 	start := c.wbuf.Len()
 	c.wbuf.Write([]byte{0, 0, 0, 0, byte(k)})
-	if err := encode(c.enc); err != nil {
+	if err := safeEncode(c.enc, encode); err != nil {
 		c.wbuf.Truncate(start)
 		return err
 	}
@@ -235,4 +235,15 @@ func (c *Codec) shrink() {
 		// enc.Reset would also clear its options (UseCompactInts).
 		c.wbuf = bytes.Buffer{}
 	}
+}
+
+// safeEncode runs encode, turning a panic (a user type's EncodeMsgpack, say)
+// into an error, so that a half-written frame never stays queued.
+func safeEncode(enc *msgpack.Encoder, encode func(*msgpack.Encoder) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w: encoding panicked: %v", ErrEncode, v)
+		}
+	}()
+	return encode(enc)
 }

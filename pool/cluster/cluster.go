@@ -79,6 +79,7 @@ type Pool struct {
 	stop      chan struct{} // closed when the members must stop
 	term      chan struct{} // closed by Terminate
 	noWorkers chan struct{} // closed when every member is given up
+	exited    chan struct{} // closed when every member has stopped
 	wg        sync.WaitGroup
 }
 
@@ -115,6 +116,7 @@ func New(opts ...pool.Option) (*Pool, error) {
 		stop:      make(chan struct{}),
 		term:      make(chan struct{}),
 		noWorkers: make(chan struct{}),
+		exited:    make(chan struct{}),
 	}
 	p.sched.init(p)
 	if len(s.addrs) == 0 {
@@ -150,6 +152,10 @@ func New(opts ...pool.Option) (*Pool, error) {
 		p.wg.Add(1)
 		go p.runMember(m, conns[i])
 	}
+	go func() {
+		p.wg.Wait()
+		close(p.exited)
+	}()
 	return p, nil
 }
 
@@ -271,13 +277,8 @@ func (p *Pool) Join(ctx context.Context) error {
 	if !closed {
 		return pool.ErrNotClosed
 	}
-	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-p.exited:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

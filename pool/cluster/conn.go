@@ -196,6 +196,11 @@ func (w *wconn) result(body []byte) error {
 	w.mu.Lock()
 	f := w.inflight[id]
 	delete(w.inflight, id)
+	if w.maxTasks > 0 && w.sent >= w.maxTasks {
+		// The worker retires after MaxTasks chunks; do not wait for it to
+		// say so.
+		w.retiring = true
+	}
 	idle := w.retiring && len(w.inflight) == 0
 	w.mu.Unlock()
 	if f == nil {
@@ -253,7 +258,9 @@ func (w *wconn) send(f *flight) (ok bool) {
 	f.id = w.p.nextID.Add(1)
 	id := f.id
 	f.stop = context.AfterFunc(f.t.Context(), func() {
-		w.codec.Send(wire.KindCancel, wire.Cancel{ID: id})
+		if err := w.codec.Send(wire.KindCancel, wire.Cancel{ID: id}); err != nil && isTransportErr(err) {
+			w.kill() // a write timeout leaves the session unusable (yamux#142)
+		}
 	})
 	f.sent = time.Now()
 	w.inflight[f.id] = f
@@ -274,7 +281,11 @@ func (w *wconn) send(f *flight) (ok bool) {
 			}
 			return true
 		}
-		// Not sent: the arguments cannot be encoded.
+		// Not sent: the arguments cannot be encoded, or are too large. The
+		// worker never saw the chunk, so it does not count for MaxTasks.
+		w.mu.Lock()
+		w.sent--
+		w.mu.Unlock()
 		if mine {
 			f.stop()
 			f.t.Fail(fmt.Errorf("cluster: %w", err))

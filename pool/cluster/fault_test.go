@@ -376,3 +376,71 @@ func spin(x int) int {
 	}
 	return h
 }
+
+// failInit is an initializer that always fails; the option is built at
+// package level so that worker processes know it by name.
+func failInit() error { return errors.New("missing /data/model.bin") }
+
+var failInitOpt = pool.Initializer(failInit)
+
+// With MaxTasksPerWorker and an initializer that fails, every call fails
+// with the initializer's error, promptly, call after call.
+func TestMaxTasksWithFailingInitializer(t *testing.T) {
+	p, err := cluster.New(pool.Workers(1), pool.MaxTasksPerWorker(1), failInitOpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	for i := range 3 {
+		_, err := pool.Apply(ctxFor(t, 30*time.Second), p, slowSquare, 2)
+		if err == nil || !strings.Contains(err.Error(), "missing /data/model.bin") {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}
+
+// With MaxTasksPerWorker, chunks that fail without running (too large to
+// send, or refused by the worker) still leave the pool working: no call
+// waits on a worker that will never retire.
+func TestMaxTasksWithFailingChunks(t *testing.T) {
+	p, err := cluster.New(pool.Workers(1), pool.MaxTasksPerWorker(1), cluster.MaxMessage(1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	big := make([]int, 4096)
+	if _, err := pool.Map(ctxFor(t, time.Minute), p, spin, big, pool.Chunksize(4096)); err == nil || !strings.Contains(err.Error(), "size limit") {
+		t.Fatalf("an oversized chunk: %v", err)
+	}
+	for i := range 3 {
+		if _, err := pool.Map(ctxFor(t, time.Minute), p, unregistered, ints(1)); !errors.Is(err, pool.ErrNotRegistered) {
+			t.Fatalf("unregistered, call %d: %v", i, err)
+		}
+		if got, err := pool.Apply(ctxFor(t, 30*time.Second), p, slowSquare, 3); err != nil || got != 9 {
+			t.Fatalf("call %d after failures: %v, %v", i, got, err)
+		}
+	}
+}
+
+// A cancelled call frees its worker between items, even for a plain
+// function: the next call does not wait for the whole abandoned chunk.
+func TestCancelFreesWorker(t *testing.T) {
+	p, err := cluster.New(pool.Workers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndJoin(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	// One chunk of 20,000 items of 1ms: 20s if it ran to the end.
+	if _, err := pool.Map(ctx, p, slowSquare, ints(20000), pool.Chunksize(20000)); err != context.DeadlineExceeded {
+		t.Fatalf("cancelled Map: %v", err)
+	}
+	start := time.Now()
+	if got, err := pool.Apply(ctxFor(t, time.Minute), p, slowSquare, 4); err != nil || got != 16 {
+		t.Fatalf("next Apply: %v, %v", got, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the next call waited %v: the abandoned chunk kept the worker", d)
+	}
+}

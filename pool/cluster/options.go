@@ -144,7 +144,11 @@ func newSettings(cfg *pool.Config) (settings, error) {
 		return s, err
 	}
 	for _, b := range cfg.Backend {
-		if err := b.(setting).apply(&s); err != nil {
+		st, ok := b.(setting)
+		if !ok {
+			return s, fmt.Errorf("%w: %s says it is for the cluster backend but was not made by package cluster", pool.ErrConfig, b)
+		}
+		if err := st.apply(&s); err != nil {
 			return s, err
 		}
 	}

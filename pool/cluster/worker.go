@@ -257,6 +257,15 @@ func (w *worker) start(body []byte) error {
 	if err != nil {
 		return err
 	}
+	// Every Run counts towards MaxTasks, run or refused, as the driver
+	// counts it.
+	w.mu.Lock()
+	w.tasks++
+	retire := w.cfg.MaxTasks > 0 && w.tasks >= w.cfg.MaxTasks
+	w.mu.Unlock()
+	if retire {
+		w.retire(fmt.Sprintf("ran %d tasks", w.cfg.MaxTasks))
+	}
 	var rerr *wire.RemoteError
 	f, ok := pool.Lookup(name)
 	var args any
@@ -277,12 +286,7 @@ func (w *worker) start(body []byte) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.mu.Lock()
 	w.running[id] = cancel
-	w.tasks++
-	retire := w.cfg.MaxTasks > 0 && w.tasks >= w.cfg.MaxTasks
 	w.mu.Unlock()
-	if retire {
-		w.retire(fmt.Sprintf("ran %d tasks", w.cfg.MaxTasks))
-	}
 	// The driver sends at most 32×capacity chunks at a time (spec.md): the
 	// queue never fills, and the read loop never blocks here.
 	w.jobs <- job{id: id, name: name, f: f, args: args, ctx: ctx, cancel: cancel}

@@ -37,9 +37,9 @@ type Pool struct {
 var _ pool.Pool = (*Pool)(nil)
 
 // New starts a pool of goroutine workers: by default one per CPU available
-// (runtime.GOMAXPROCS). It starts them at once and runs the Initializer, if
-// any, in each before it takes a task. Options of other backends are
-// rejected.
+// (runtime.GOMAXPROCS). It starts them at once; each runs the Initializer,
+// if any, when it takes its first task, before running it. Options of other
+// backends are rejected.
 func New(opts ...pool.Option) (*Pool, error) {
 	cfg, err := pool.NewConfig(opts...)
 	if err != nil {
@@ -80,22 +80,23 @@ func (p *Pool) work(i int) {
 			if !ok {
 				return
 			}
+			// Terminate sees the task from here on, even while the
+			// initializer runs.
+			p.running[i].Store(t)
 			if !initialized {
 				initErr = p.initialize()
 				initialized = true
 			}
-			if initErr != nil {
+			switch {
+			case initErr != nil:
 				t.Fail(initErr)
 				initialized = false // try again on the next task
-			} else {
-				p.running[i].Store(t)
-				if p.ctx.Err() != nil {
-					t.Fail(pool.ErrTerminated)
-				} else {
-					t.Run()
-				}
-				p.running[i].Store(nil)
+			case p.ctx.Err() != nil:
+				t.Fail(pool.ErrTerminated)
+			default:
+				t.Run()
 			}
+			p.running[i].Store(nil)
 			tasks++
 			if m := p.cfg.MaxTasksPerWorker; m > 0 && tasks >= m {
 				tasks, initialized = 0, false

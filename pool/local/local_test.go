@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/local"
@@ -91,7 +92,8 @@ func TestRegisterRejects(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "closure") {
 		t.Errorf("Register(closure) = %v", err)
 	}
-	if err := pool.Register(double); err != nil {
+	// (Already registered by an earlier run under go test -count=N.)
+	if err := pool.Register(double); err != nil && !strings.Contains(err.Error(), "already registered") {
 		t.Fatal(err)
 	}
 	if err := pool.Register(double); err == nil || !strings.Contains(err.Error(), "already registered") {
@@ -111,3 +113,21 @@ func double(x int) int { return 2 * x }
 type sq struct{}
 
 func (sq) apply(x int) int { return x * x }
+
+// Terminate fails a task whose worker is still running the initializer.
+func TestTerminateDuringInitializer(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	p, err := local.New(pool.Workers(1), pool.Initializer(func() error { <-release; return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := pool.ApplyAsync(context.Background(), p, double, 2)
+	time.Sleep(50 * time.Millisecond) // the worker is in the initializer
+	p.Terminate()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := res.Get(ctx); !errors.Is(err, pool.ErrTerminated) {
+		t.Fatalf("Apply waiting on the initializer after Terminate: %v", err)
+	}
+}

@@ -72,6 +72,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"Initializer", s.initializer},
 		{"MaxTasksPerWorker", s.maxTasks},
 		{"CloseFinishesRunningCalls", s.closeFinishes},
+		{"CloseAfterAsync", s.closeAfterAsync},
 		{"UseAfterClose", s.useAfterClose},
 		{"JoinBeforeClose", s.joinBeforeClose},
 		{"Terminate", s.terminate},
@@ -698,6 +699,24 @@ func (s *suite) closeFinishes(t *testing.T) {
 	}
 	if err := p.Join(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// closeAfterAsync: Python's map_async, close, join, get.
+func (s *suite) closeAfterAsync(t *testing.T) {
+	p := s.open(t, pool.Workers(2))
+	ctx := testCtx(t)
+	m := pool.MapAsync(ctx, p, Square, ints(2000), pool.Chunksize(10))
+	a := pool.ApplyAsync(ctx, p, Square, 7)
+	p.Close()
+	if err := p.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Get(ctx); err != nil || !slices.Equal(got, squares(2000)) {
+		t.Fatalf("MapAsync started before Close: %v", err)
+	}
+	if got, err := a.Get(ctx); err != nil || got != 49 {
+		t.Fatalf("ApplyAsync started before Close: %v, %v", got, err)
 	}
 }
 
