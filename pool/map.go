@@ -27,7 +27,9 @@ func MapCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (
 }
 
 // Apply calls fn(arg) on a worker and returns its result, as Python's
-// Pool.apply. An error is a [*TaskError] with Index 0.
+// Pool.apply. An error is a [*TaskError] with Index 0. It costs a chunk of
+// one item: about a microsecond on the local backend, a round trip (about
+// 0.1 ms on loopback) on the cluster; for many items, Map amortizes it.
 func Apply[T, R any](ctx context.Context, p Pool, fn func(T) R, arg T) (R, error) {
 	return apply(ctx, p, typed[T, R]{plain: fn}, arg)
 }
