@@ -7,7 +7,9 @@ import "context"
 // (see the package doc), or ctx is done. Items travel to workers in chunks
 // (see [Chunksize]). By default the first chunk is ⌈len(items)/(4×workers)⌉
 // items, as in Python, and each next one ⌈remaining/(4×workers)⌉, so that
-// chunks shrink as the input runs out and the workers finish together. It
+// chunks shrink as the input runs out and the workers finish together
+// (unless chunks come back within 200µs: then they all have Python's size).
+// It
 // allocates the result slice and one small task per chunk: on the local
 // backend a few nanoseconds per item in all.
 func Map[T, R any](ctx context.Context, p Pool, fn func(T) R, items []T, opts ...CallOption) ([]R, error) {
@@ -82,14 +84,20 @@ func prepareMap[T, R any](ctx context.Context, p Pool, f typed[T, R], items []T,
 		out := make([]R, len(items))
 		cs := newCallConfig(opts).chunksize
 		w := max(p.Workers(), 1)
+		// Guided chunks: ⌈remaining/(4×workers)⌉, Python's size for the
+		// first chunk, shrinking as the input runs out so that the workers
+		// finish together instead of one waiting on the last big chunk.
+		// Once a chunk has come back quickly, items are cheap and the
+		// imbalance is small: the size stays at Python's, and small Maps
+		// do not pay for dozens of tiny chunks.
+		first := (len(items) + 4*w - 1) / (4 * w)
 		for lo := 0; lo < len(items) && !c.stop.Load(); {
 			size := cs
 			if size < 1 {
-				// Guided: ⌈remaining/(4×workers)⌉, Python's size for the
-				// first chunk, shrinking as the input runs out so that the
-				// workers finish together instead of one waiting on the
-				// last big chunk.
-				size = (len(items) - lo + 4*w - 1) / (4 * w)
+				size = first
+				if !c.quick.Load() {
+					size = (len(items) - lo + 4*w - 1) / (4 * w)
+				}
 			}
 			hi := min(lo+size, len(items))
 			t := &Task{c: c, impl: &chunk[T, R]{f: &f, in: items[lo:hi:hi], out: out[lo:hi:hi], off: lo}}

@@ -140,6 +140,7 @@ type call struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	stop    atomic.Bool
+	quick   atomic.Bool  // a chunk came back within quickChunk
 	pending atomic.Int64 // unfinished tasks, plus one while submitting
 	done    chan struct{}
 
@@ -208,7 +209,13 @@ func (c *call) firstErr() error {
 	return c.err
 }
 
+// quickChunk: a chunk back this fast says the items are cheap.
+const quickChunk = 200 * time.Microsecond
+
 func (c *call) taskDone(t *Task, err error) {
+	if !c.quick.Load() && time.Since(t.sent) < quickChunk {
+		c.quick.Store(true)
+	}
 	if err != nil && err != errStopped {
 		var te *TaskError
 		if errors.As(err, &te) && te.Func == "" {
