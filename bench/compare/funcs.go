@@ -1,37 +1,17 @@
 package main
 
 import (
-	"math/rand/v2"
 	"time"
 
 	"github.com/mpgo/mp/pool"
 )
 
 // The functions run on cluster workers: worker processes re-execute this
-// binary and find them by name.
+// binary and find them by name. The trivial function and π's sample are
+// pooltest.Trivial and pooltest.Sample, registered by pooltest, the same the
+// library's own benchmarks run.
 func init() {
-	pool.MustRegister(trivial)
-	pool.MustRegister(sample)
 	pool.MustRegister(nap)
-}
-
-// trivial is the cheapest useful function: Maps of it measure each pool's
-// own cost per item.
-func trivial(x int) int { return x*2 + 1 }
-
-// sample is the sample function of examples/approximate_pi: it draws n random
-// points in the unit square and counts those inside the quarter circle. Each
-// call has its own generator, so that calls may run concurrently.
-func sample(n int) int {
-	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	inside := 0
-	for range n {
-		x, y := r.Float64(), r.Float64()
-		if x*x+y*y <= 1 {
-			inside++
-		}
-	}
-	return inside
 }
 
 // nap stands for an I/O-bound item: it sleeps d and returns it.

@@ -12,13 +12,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mpgo/mp/pool"
+	"github.com/mpgo/mp/pool/pooltest"
 )
 
-// mapFn is trivial, called through a variable by every contender, so that
+// mapFn is pooltest.Trivial, called through a variable by every contender, so that
 // none gets it inlined where the others call a func value.
-var mapFn = trivial
+var mapFn = pooltest.Trivial
 
-// A mapper maps trivial over items and returns the results in order.
+// A mapper maps pooltest.Trivial over items and returns the results in order.
 type mapper struct {
 	name    string
 	note    string
@@ -121,8 +122,8 @@ func timeMap(m mapper, items []int, minTime time.Duration) (time.Duration, error
 			return fmt.Errorf("%d results for %d items", len(out), len(items))
 		}
 		for _, i := range []int{0, len(items) / 2, len(items) - 1} {
-			if out[i] != trivial(items[i]) {
-				return fmt.Errorf("out[%d] = %d, want %d", i, out[i], trivial(items[i]))
+			if out[i] != pooltest.Trivial(items[i]) {
+				return fmt.Errorf("out[%d] = %d, want %d", i, out[i], pooltest.Trivial(items[i]))
 			}
 		}
 		return nil

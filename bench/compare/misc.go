@@ -17,9 +17,10 @@ import (
 
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
+	"github.com/mpgo/mp/pool/pooltest"
 )
 
-// applyLatency times calls Applies of trivial on p, one after the other,
+// applyLatency times calls Applies of pooltest.Trivial on p, one after the other,
 // and reports their p50 and p99 (ns).
 func applyLatency(p pool.Pool, calls int) (result, error) {
 	ctx := context.Background()
@@ -27,12 +28,12 @@ func applyLatency(p pool.Pool, calls int) (result, error) {
 	start := time.Now()
 	for i := range calls {
 		t := time.Now()
-		r, err := pool.Apply(ctx, p, trivial, i)
+		r, err := pool.Apply(ctx, p, pooltest.Trivial, i)
 		d[i] = time.Since(t)
 		if err != nil {
 			return result{}, err
 		}
-		if r != trivial(i) {
+		if r != pooltest.Trivial(i) {
 			return result{}, fmt.Errorf("Apply(%d) = %d", i, r)
 		}
 	}
@@ -44,7 +45,7 @@ func applyLatency(p pool.Pool, calls int) (result, error) {
 	}}, nil
 }
 
-// applyAsync starts tasks ApplyAsyncs of trivial on p, at most window at a
+// applyAsync starts tasks ApplyAsyncs of pooltest.Trivial on p, at most window at a
 // time (0: all at once, as a Python loop of apply_async does), and Gets
 // every result. It reports tasks/s.
 func applyAsync(p pool.Pool, tasks, window int) (result, error) {
@@ -58,7 +59,7 @@ func applyAsync(p pool.Pool, tasks, window int) (result, error) {
 		if err != nil {
 			return err
 		}
-		if v != trivial(i) {
+		if v != pooltest.Trivial(i) {
 			return fmt.Errorf("ApplyAsync(%d) = %d", i, v)
 		}
 		return nil
@@ -70,7 +71,7 @@ func applyAsync(p pool.Pool, tasks, window int) (result, error) {
 				return result{}, err
 			}
 		}
-		rs[i] = pool.ApplyAsync(ctx, p, trivial, i)
+		rs[i] = pool.ApplyAsync(ctx, p, pooltest.Trivial, i)
 	}
 	for i := max(tasks-window, 0); i < tasks; i++ {
 		if err := get(i); err != nil {
@@ -134,7 +135,7 @@ func (m *memPeak) finish() (heap, sys, live uint64) {
 	return m.peakHeap, m.peakSys, m.peakLive
 }
 
-// imapMemory ranges over Imap of trivial over n generated items (the input
+// imapMemory ranges over Imap of pooltest.Trivial over n generated items (the input
 // is never held in memory) and reports the growth of the heap (HeapInuse)
 // and of the memory obtained from the OS (Sys), from before the call to their
 // peaks during it, sampled every 10ms.
@@ -153,12 +154,12 @@ func imapMemory(p pool.Pool, n int) (result, error) {
 	var ierr error
 	var midLive uint64
 	var midGC time.Duration
-	for r, err := range pool.Imap(context.Background(), p, trivial, seq) {
+	for r, err := range pool.Imap(context.Background(), p, pooltest.Trivial, seq) {
 		if err != nil {
 			ierr = err
 			break
 		}
-		if r != trivial(count) {
+		if r != pooltest.Trivial(count) {
 			ierr = fmt.Errorf("Imap yielded %d for item %d", r, count)
 			break
 		}

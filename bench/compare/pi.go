@@ -11,6 +11,7 @@ import (
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
 	"github.com/mpgo/mp/pool/local"
+	"github.com/mpgo/mp/pool/pooltest"
 )
 
 // piCheck fails an estimate that is not π: every contender must do the
@@ -40,7 +41,7 @@ func piSerial(batches []int) (time.Duration, error) {
 	start := time.Now()
 	inside := 0
 	for _, b := range batches {
-		inside += sample(b)
+		inside += pooltest.Sample(b)
 	}
 	d := time.Since(start)
 	return d, piCheck(inside, sum(batches))
@@ -61,7 +62,7 @@ func piHand(batches []int, workers int) (time.Duration, error) {
 				if i >= len(batches) {
 					break
 				}
-				n += sample(batches[i])
+				n += pooltest.Sample(batches[i])
 			}
 			inside.Add(int64(n))
 		})
@@ -74,7 +75,7 @@ func piHand(batches []int, workers int) (time.Duration, error) {
 // piMap runs the batches with pool.Map on p, as the example does.
 func piMap(p pool.Pool, batches []int) (time.Duration, error) {
 	start := time.Now()
-	counts, err := pool.Map(context.Background(), p, sample, batches)
+	counts, err := pool.Map(context.Background(), p, pooltest.Sample, batches)
 	d := time.Since(start)
 	if err != nil {
 		return 0, err

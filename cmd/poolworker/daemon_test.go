@@ -13,43 +13,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mpgo/mp/internal/testenv"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
 	"github.com/mpgo/mp/pool/pooltest"
 )
-
-// The poolworker binary, built once for the tests that run it.
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-	buildOut  []byte
-)
-
-// poolworkerBinary builds poolworker (once) and returns its path.
-func poolworkerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first in PATH
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if buildDir, buildErr = os.MkdirTemp("", "poolworker-test-"); buildErr != nil {
-			return
-		}
-		buildOut, buildErr = exec.Command(goTool, "build", "-o", filepath.Join(buildDir, "poolworker"), ".").CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("building poolworker: %v\n%s", buildErr, buildOut)
-	}
-	return filepath.Join(buildDir, "poolworker")
-}
 
 // daemonEnv is this process's environment without the variables that
 // configure poolworker or cluster pools.
@@ -87,7 +59,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	}
 	defer logFile.Close()
 	args = append([]string{"-listen", "127.0.0.1:0", "-log-format", "json"}, args...)
-	cmd := exec.Command(poolworkerBinary(t), args...)
+	cmd := exec.Command(testenv.Poolworker(t), args...)
 	cmd.Env = append(daemonEnv(), "MP_TOKEN="+testToken)
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -165,7 +137,7 @@ func (d *daemon) stop(t *testing.T) {
 
 // poolworker -h explains itself and exits 0.
 func TestDaemonHelp(t *testing.T) {
-	cmd := exec.Command(poolworkerBinary(t), "-h")
+	cmd := exec.Command(testenv.Poolworker(t), "-h")
 	cmd.Env = daemonEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -193,7 +165,7 @@ func TestDaemonBadFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			cmd := exec.Command(poolworkerBinary(t), tt.args...)
+			cmd := exec.Command(testenv.Poolworker(t), tt.args...)
 			cmd.Env = daemonEnv()
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpgo/mp/internal/testenv"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
@@ -28,15 +29,10 @@ import (
 // drivers, as their worker processes: those must serve, not test.
 func TestMain(m *testing.M) {
 	cluster.WorkerMain()
-	quickRaceExit()
 	if addr := os.Getenv(envDriver); addr != "" {
 		os.Exit(blockedDriver(addr, os.Getenv(envFlag)))
 	}
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
+	testenv.Run(m)
 }
 
 // Functions the tests run on worker processes.
@@ -330,12 +326,4 @@ func cachedFiles(t *testing.T, dir string) []string {
 		}
 	}
 	return names
-}
-
-// quickRaceExit spares each worker process started by the tests the race
-// detector's default one-second sleep at exit (GORACE atexit_sleep_ms).
-func quickRaceExit() {
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/mpgo/mp/internal/testenv"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
 	"github.com/mpgo/mp/pool/pooltest"
@@ -18,8 +19,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	cluster.WorkerMain()
-	quickRaceExit()
-	os.Exit(m.Run())
+	testenv.Run(m)
 }
 
 const crashEnv = "MP_TEST_CRASH_MARKER"
@@ -37,12 +37,4 @@ func newCluster(t *testing.T, opts ...pool.Option) pool.Pool {
 // reaches over TCP on loopback.
 func TestConformance(t *testing.T) {
 	pooltest.Run(t, newCluster)
-}
-
-// quickRaceExit spares each worker process started by the tests the race
-// detector's default one-second sleep at exit (GORACE atexit_sleep_ms).
-func quickRaceExit() {
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
 }

@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mpgo/mp/internal/testenv"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
 )
@@ -39,41 +39,12 @@ func callFunc(f func()) int { return 1 }
 
 func unregistered(x int) int { return x }
 
-// childPIDs lists the live (not zombie) child processes of this process.
-func childPIDs(t *testing.T) []int {
-	t.Helper()
-	me := os.Getpid()
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var pids []int
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == me {
-			pid, _ := strconv.Atoi(strings.Fields(s)[0])
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 func waitNoChildren(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(childPIDs(t)) > 0 {
+	for len(testenv.Children(os.Getpid())) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("child processes left: %v", childPIDs(t))
+			t.Fatalf("child processes left: %v", testenv.Children(os.Getpid()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -105,7 +76,7 @@ func TestKillWorkerDuringMap(t *testing.T) {
 	in := ints(3000)
 	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, in, pool.Chunksize(20))
 	time.Sleep(300 * time.Millisecond)
-	kids := childPIDs(t)
+	kids := testenv.Children(os.Getpid())
 	if len(kids) != 2 {
 		t.Fatalf("want 2 worker processes, found %v", kids)
 	}
@@ -119,7 +90,7 @@ func TestKillWorkerDuringMap(t *testing.T) {
 	if !slices.Equal(got, squares(len(in))) {
 		t.Fatal("Map with a killed worker: wrong results")
 	}
-	if slices.Contains(childPIDs(t), kids[0]) {
+	if slices.Contains(testenv.Children(os.Getpid()), kids[0]) {
 		t.Fatal("the killed worker is still a child")
 	}
 	if got, err := pool.Map(ctxFor(t, time.Minute), p, slowSquare, ints(50)); err != nil || !slices.Equal(got, squares(50)) {
@@ -137,7 +108,7 @@ func TestSilentWorker(t *testing.T) {
 	defer closeAndJoin(t, p)
 	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, ints(2000), pool.Chunksize(10))
 	time.Sleep(200 * time.Millisecond)
-	kids := childPIDs(t)
+	kids := testenv.Children(os.Getpid())
 	if len(kids) != 2 {
 		t.Fatalf("want 2 worker processes, found %v", kids)
 	}
@@ -161,7 +132,7 @@ func TestRetriesExhausted(t *testing.T) {
 	defer closeAndJoin(t, p)
 	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, ints(2000), pool.Chunksize(10))
 	time.Sleep(200 * time.Millisecond)
-	for _, pid := range childPIDs(t) {
+	for _, pid := range testenv.Children(os.Getpid()) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	_, err = res.Get(ctxFor(t, time.Minute))
@@ -188,7 +159,7 @@ func TestNoWorkersLeft(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	os.WriteFile(marker, nil, 0o644) // restarted workers now exit at once
 	start := time.Now()
-	for _, pid := range childPIDs(t) {
+	for _, pid := range testenv.Children(os.Getpid()) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	_, err = res.Get(ctxFor(t, time.Minute))
@@ -259,7 +230,7 @@ func TestNoChildLeft(t *testing.T) {
 		if _, err := pool.Map(ctxFor(t, time.Minute), p, slowSquare, ints(100)); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(childPIDs(t)); n != 3 {
+		if n := len(testenv.Children(os.Getpid())); n != 3 {
 			t.Fatalf("%d worker processes, want 3", n)
 		}
 		if terminate {
@@ -270,7 +241,7 @@ func TestNoChildLeft(t *testing.T) {
 		if err := p.Join(ctxFor(t, 30*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if kids := childPIDs(t); len(kids) != 0 {
+		if kids := testenv.Children(os.Getpid()); len(kids) != 0 {
 			t.Fatalf("after Join: child processes %v", kids)
 		}
 	}
@@ -322,7 +293,7 @@ func TestSoakRandomKills(t *testing.T) {
 	kills := 0
 	for !res.Ready() {
 		time.Sleep(time.Duration(50+rng.IntN(200)) * time.Millisecond)
-		if kids := childPIDs(t); len(kids) > 0 && !res.Ready() {
+		if kids := testenv.Children(os.Getpid()); len(kids) > 0 && !res.Ready() {
 			syscall.Kill(kids[rng.IntN(len(kids))], syscall.SIGKILL)
 			kills++
 		}
@@ -352,7 +323,7 @@ func TestMaxTasksRecyclesProcesses(t *testing.T) {
 	seen := map[int]bool{}
 	res := pool.MapAsync(ctxFor(t, time.Minute), p, slowSquare, ints(2000), pool.Chunksize(20))
 	for !res.Ready() {
-		for _, pid := range childPIDs(t) {
+		for _, pid := range testenv.Children(os.Getpid()) {
 			seen[pid] = true
 		}
 		time.Sleep(5 * time.Millisecond)

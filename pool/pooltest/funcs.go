@@ -22,6 +22,8 @@ func init() {
 	pool.MustRegisterErr(FailOnNegative)
 	pool.MustRegisterCtx(BlockOnNegative)
 	pool.MustRegisterCtx(Sleep)
+	pool.MustRegister(Trivial)
+	pool.MustRegister(Sample)
 }
 
 // Square returns x*x.

@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpgo/mp/internal/testenv"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
@@ -31,14 +31,7 @@ import (
 
 func TestMain(m *testing.M) {
 	cluster.WorkerMain()
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
+	testenv.Run(m)
 }
 
 func init() {
@@ -85,30 +78,6 @@ func unregistered(x int) int { return x }
 
 const token = "bad-input-test-token-8c1e"
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
-func poolworkerBinary(t *testing.T) string {
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "mpbad")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "poolworker")
-		if out, err := exec.Command("go", "build", "-o", binPath, "github.com/mpgo/mp/cmd/poolworker").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building poolworker: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // node is a poolworker process on loopback.
 type node struct {
 	addr  string
@@ -120,7 +89,7 @@ type node struct {
 func startNode(t *testing.T) *node {
 	t.Helper()
 	n := &node{cache: t.TempDir(), done: make(chan struct{})}
-	n.cmd = exec.Command(poolworkerBinary(t), "-listen", "127.0.0.1:0", "-token", token,
+	n.cmd = exec.Command(testenv.Poolworker(t), "-listen", "127.0.0.1:0", "-token", token,
 		"-capacity", "2", "-cache-dir", n.cache, "-log-format", "json", "-drain-timeout", "2s")
 	n.cmd.Env = append(os.Environ(), "MP_TOKEN=")
 	stderr, err := n.cmd.StderrPipe()
@@ -474,7 +443,7 @@ func TestThousandSessions(t *testing.T) {
 	// settle waits for the node's worker processes to exit and reads it.
 	settle := func() (fds, threads, rss int) {
 		deadline := time.Now().Add(10 * time.Second)
-		for countChildren(n.cmd.Process.Pid) > 0 && time.Now().Before(deadline) {
+		for len(testenv.Children(n.cmd.Process.Pid)) > 0 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -500,7 +469,7 @@ func TestThousandSessions(t *testing.T) {
 	if rss > rss0+8<<10 {
 		t.Errorf("poolworker RSS grew from %d to %d KiB", rss0, rss)
 	}
-	if c := countChildren(n.cmd.Process.Pid); c != 0 {
+	if c := len(testenv.Children(n.cmd.Process.Pid)); c != 0 {
 		t.Errorf("%d worker processes left on the node", c)
 	}
 	files, _ := os.ReadDir(n.cache)
@@ -514,26 +483,4 @@ func TestThousandSessions(t *testing.T) {
 	if g := runtime.NumGoroutine(); g > goroutines0+2 {
 		t.Errorf("driver goroutines grew from %d to %d", goroutines0, g)
 	}
-}
-
-// countChildren counts the live child processes of pid.
-func countChildren(pid int) int {
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	c := 0
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) >= 2 && f[0] != "Z" && f[1] == fmt.Sprint(pid) {
-			c++
-		}
-	}
-	return c
 }

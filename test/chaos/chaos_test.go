@@ -23,44 +23,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpgo/mp/internal/testenv"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
 )
 
 func TestMain(m *testing.M) {
 	cluster.WorkerMain()
-	quickRaceExit()
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
-// poolworkerBinary builds cmd/poolworker once for the package's tests.
-func poolworkerBinary(t *testing.T) string {
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "mpchaos")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "poolworker")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/mpgo/mp/cmd/poolworker").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building poolworker: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	testenv.Run(m)
 }
 
 func init() { pool.MustRegister(mix) }
@@ -115,7 +85,7 @@ func requireNetns(t *testing.T) {
 func newHosts(t *testing.T, n int) []*host {
 	requireNetns(t)
 	dir := t.TempDir()
-	bin := poolworkerBinary(t)
+	bin := testenv.Poolworker(t)
 	tag := strconv.Itoa(os.Getpid() % 100000)
 	var hosts []*host
 	for i := 1; i <= n; i++ {
@@ -371,13 +341,5 @@ func TestChaosNoHostLeft(t *testing.T) {
 	t.Logf("every host gone: the Map failed after %v: %v", d.Round(time.Millisecond), err)
 	if bound := heartbeat + heartbeatTimeout + reconnect + margin; d > bound {
 		t.Errorf("failing took %v, bound %v", d, bound)
-	}
-}
-
-// quickRaceExit spares each worker process started by the tests the race
-// detector's default one-second sleep at exit (GORACE atexit_sleep_ms).
-func quickRaceExit() {
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 }
