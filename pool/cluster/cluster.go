@@ -67,19 +67,18 @@ type Pool struct {
 	token   string // embedded workers' one-off token
 	exe     string
 
-	mu         sync.Mutex
-	closed     bool
-	terminated bool
-	active     int
-	stopping   bool
-	members    []*member
-	live       int // members not given up
-	lastErr    error
+	life     *pool.Lifecycle
+	members  []*member // set by New
+	stopOnce sync.Once
+	termOnce sync.Once
+
+	mu      sync.Mutex
+	live    int // members not given up
+	lastErr error
 
 	stop      chan struct{} // closed when the members must stop
 	term      chan struct{} // closed by Terminate
 	noWorkers chan struct{} // closed when every member is given up
-	exited    chan struct{} // closed when every member has stopped
 	wg        sync.WaitGroup
 }
 
@@ -116,8 +115,8 @@ func New(opts ...pool.Option) (*Pool, error) {
 		stop:      make(chan struct{}),
 		term:      make(chan struct{}),
 		noWorkers: make(chan struct{}),
-		exited:    make(chan struct{}),
 	}
+	p.life = pool.NewLifecycle(p.stopMembers)
 	p.sched.init(p)
 	if len(s.addrs) == 0 {
 		p.token = newToken()
@@ -154,7 +153,7 @@ func New(opts ...pool.Option) (*Pool, error) {
 	}
 	go func() {
 		p.wg.Wait()
-		close(p.exited)
+		p.life.Exited()
 	}()
 	return p, nil
 }
@@ -164,33 +163,20 @@ func New(opts ...pool.Option) (*Pool, error) {
 func (p *Pool) Workers() int { return p.workers }
 
 // Begin admits a call unless the pool is closed. See [pool.Pool].
-func (p *Pool) Begin() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return pool.ErrClosed
-	}
-	p.active++
-	return nil
-}
+func (p *Pool) Begin() error { return p.life.Begin() }
 
 // End ends a call admitted by Begin. See [pool.Pool].
-func (p *Pool) End() {
-	p.mu.Lock()
-	p.active--
-	p.maybeStopLocked()
-	p.mu.Unlock()
-}
+func (p *Pool) End() { p.life.End() }
 
-// maybeStopLocked stops the members once the pool is closed and idle.
-func (p *Pool) maybeStopLocked() {
-	if p.closed && p.active == 0 && !p.stopping {
-		p.stopping = true
+// stopMembers closes every member's connection, once: worker processes exit
+// when their session ends, and members are not restarted.
+func (p *Pool) stopMembers() {
+	p.stopOnce.Do(func() {
 		close(p.stop)
 		for _, m := range p.members {
 			m.shut()
 		}
-	}
+	})
 }
 
 // Submit sends t to the worker with a free slot that has waited longest,
@@ -238,10 +224,7 @@ func (p *Pool) lost(f *flight, w *wconn, cause error) {
 // Close stops admitting calls; calls already admitted run to the end, then
 // the worker processes are told to exit. It does not wait: use Join.
 func (p *Pool) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	p.maybeStopLocked()
+	p.life.Close()
 	return nil
 }
 
@@ -249,20 +232,10 @@ func (p *Pool) Close() error {
 // pool.ErrTerminated, connections are closed and worker processes started
 // by this pool are killed.
 func (p *Pool) Terminate() error {
-	p.mu.Lock()
-	if p.terminated {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed, p.terminated = true, true
-	close(p.term)
-	if !p.stopping {
-		p.stopping = true
-		close(p.stop)
-	}
-	members := p.members
-	p.mu.Unlock()
-	for _, m := range members {
+	p.life.Close()
+	p.termOnce.Do(func() { close(p.term) })
+	p.stopMembers()
+	for _, m := range p.members {
 		m.kill()
 	}
 	return nil
@@ -270,20 +243,7 @@ func (p *Pool) Terminate() error {
 
 // Join waits until every worker process started by this pool has exited
 // and every connection is closed, or ctx is done.
-func (p *Pool) Join(ctx context.Context) error {
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if !closed {
-		return pool.ErrNotClosed
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *Pool) Join(ctx context.Context) error { return p.life.Join(ctx) }
 
 // runMember keeps one member connected until the pool stops or the member is
 // given up.

@@ -22,13 +22,7 @@ type Pool struct {
 	queue  chan *pool.Task
 	ctx    context.Context // cancelled by Terminate
 	cancel context.CancelFunc
-	exited chan struct{} // closed when every worker has exited
-
-	mu         sync.Mutex
-	closed     bool
-	terminated bool
-	active     int // calls admitted and not ended
-	queueShut  bool
+	life   *pool.Lifecycle
 
 	running []atomic.Pointer[pool.Task] // the task each worker runs, for Terminate
 	wg      sync.WaitGroup
@@ -51,17 +45,19 @@ func New(opts ...pool.Option) (*Pool, error) {
 	p := &Pool{
 		cfg:     cfg,
 		queue:   make(chan *pool.Task),
-		exited:  make(chan struct{}),
 		running: make([]atomic.Pointer[pool.Task], cfg.Workers),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	// Once closed and idle, no call can submit again: closing the queue
+	// lets the workers exit.
+	p.life = pool.NewLifecycle(func() { close(p.queue) })
 	p.wg.Add(cfg.Workers)
 	for i := range cfg.Workers {
 		go p.work(i)
 	}
 	go func() {
 		p.wg.Wait()
-		close(p.exited)
+		p.life.Exited()
 	}()
 	return p, nil
 }
@@ -123,32 +119,10 @@ func (p *Pool) initialize() (err error) {
 }
 
 // Begin admits a call unless the pool is closed. See [pool.Pool].
-func (p *Pool) Begin() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return pool.ErrClosed
-	}
-	p.active++
-	return nil
-}
+func (p *Pool) Begin() error { return p.life.Begin() }
 
 // End ends a call admitted by Begin. See [pool.Pool].
-func (p *Pool) End() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.active--
-	p.maybeShutQueue()
-}
-
-// maybeShutQueue lets the workers exit once the pool is closed and no
-// admitted call can submit again. p.mu must be held.
-func (p *Pool) maybeShutQueue() {
-	if p.closed && p.active == 0 && !p.queueShut {
-		p.queueShut = true
-		close(p.queue)
-	}
-}
+func (p *Pool) End() { p.life.End() }
 
 // Submit hands t to an idle worker, blocking until one takes it. See
 // [pool.Pool].
@@ -166,10 +140,7 @@ func (p *Pool) Submit(ctx context.Context, t *pool.Task) error {
 // Close stops admitting calls; calls already admitted run to the end, then
 // the workers exit. It does not wait: use Join.
 func (p *Pool) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	p.maybeShutQueue()
+	p.life.Close()
 	return nil
 }
 
@@ -178,9 +149,7 @@ func (p *Pool) Close() error {
 // see their context cancelled. Plain functions already running go on until
 // they return; Join waits for them.
 func (p *Pool) Terminate() error {
-	p.mu.Lock()
-	p.closed, p.terminated = true, true
-	p.mu.Unlock()
+	p.life.Close()
 	p.cancel()
 	for i := range p.running {
 		if t := p.running[i].Load(); t != nil {
@@ -191,17 +160,4 @@ func (p *Pool) Terminate() error {
 }
 
 // Join waits until every worker has exited, or ctx is done.
-func (p *Pool) Join(ctx context.Context) error {
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if !closed {
-		return pool.ErrNotClosed
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *Pool) Join(ctx context.Context) error { return p.life.Join(ctx) }
