@@ -103,7 +103,6 @@ func imap[T, R any](ctx context.Context, p Pool, f typed[T, R], seq iter.Seq[T],
 			size:    imapInitialSize,
 			fixed:   cfg.chunksize >= 1,
 			ready:   map[int]*Task{},
-			order:   map[*Task]int{},
 		}
 		if m.fixed {
 			m.size = cfg.chunksize
@@ -154,15 +153,13 @@ type imapper[T, R any] struct {
 	yield    func(R, error) bool
 	ordered  bool
 	window   int
-	size     int  // current chunk size
-	fixed    bool // size set by Chunksize
-	buf      []T  // the chunk being filled
-	offset   int  // input index of buf[0]
-	inflight int  // chunks submitted and not yet yielded
-	seqNext  int  // sequence number of the next chunk submitted
-	seqOut   int  // sequence number of the next chunk to yield (ordered)
-	ready    map[int]*Task
-	order    map[*Task]int
+	size     int           // current chunk size
+	fixed    bool          // size set by Chunksize
+	buf      []T           // the chunk being filled
+	offset   int           // input index of buf[0]
+	inflight int           // chunks submitted and not yet yielded
+	yielded  int           // input index of the next result to yield (ordered)
+	ready    map[int]*Task // finished ahead of yielded, by their first index
 	finished chan imapDone
 }
 
@@ -177,8 +174,6 @@ func (m *imapper[T, R]) submit() bool {
 	in := m.buf
 	t := &Task{c: m.c, impl: &chunk[T, R]{f: m.f, in: in, out: make([]R, len(in)), off: m.offset}}
 	m.offset += len(in)
-	m.order[t] = m.seqNext
-	m.seqNext++
 	if m.c.submit(t) != nil {
 		m.yield(zero, m.c.result(m.ctx))
 		return false
@@ -206,20 +201,18 @@ func (m *imapper[T, R]) next() bool {
 	if !m.fixed && m.size < imapMaxChunk && time.Since(d.t.sent) < imapGrowBelow {
 		m.size *= 2
 	}
-	seq := m.order[d.t]
-	delete(m.order, d.t)
 	if !m.ordered {
 		m.inflight--
 		return m.emit(d.t)
 	}
-	m.ready[seq] = d.t
+	m.ready[d.t.impl.base()] = d.t
 	for {
-		t, ok := m.ready[m.seqOut]
+		t, ok := m.ready[m.yielded]
 		if !ok {
 			return true
 		}
-		delete(m.ready, m.seqOut)
-		m.seqOut++
+		delete(m.ready, m.yielded)
+		m.yielded += t.impl.size()
 		m.inflight--
 		if !m.emit(t) {
 			return false

@@ -11,68 +11,26 @@ import (
 func EncodeSlice(enc *msgpack.Encoder, v any) error {
 	switch s := v.(type) {
 	case []int:
-		return encodeInts(enc, s)
+		return encodeEach(enc, s, func(e *msgpack.Encoder, x int) error { return e.EncodeInt(int64(x)) })
 	case []int64:
-		return encodeInts(enc, s)
+		return encodeEach(enc, s, (*msgpack.Encoder).EncodeInt)
 	case []int32:
-		return encodeInts(enc, s)
+		return encodeEach(enc, s, func(e *msgpack.Encoder, x int32) error { return e.EncodeInt(int64(x)) })
 	case []uint64:
-		if s == nil {
-			return enc.EncodeNil()
-		}
-		if err := enc.EncodeArrayLen(len(s)); err != nil {
-			return err
-		}
-		for _, x := range s {
-			if err := enc.EncodeUint(x); err != nil {
-				return err
-			}
-		}
-		return nil
+		return encodeEach(enc, s, (*msgpack.Encoder).EncodeUint)
 	case []float64:
-		if s == nil {
-			return enc.EncodeNil()
-		}
-		if err := enc.EncodeArrayLen(len(s)); err != nil {
-			return err
-		}
-		for _, x := range s {
-			if err := enc.EncodeFloat64(x); err != nil {
-				return err
-			}
-		}
-		return nil
+		return encodeEach(enc, s, (*msgpack.Encoder).EncodeFloat64)
 	case []string:
-		if s == nil {
-			return enc.EncodeNil()
-		}
-		if err := enc.EncodeArrayLen(len(s)); err != nil {
-			return err
-		}
-		for _, x := range s {
-			if err := enc.EncodeString(x); err != nil {
-				return err
-			}
-		}
-		return nil
+		return encodeEach(enc, s, (*msgpack.Encoder).EncodeString)
 	case []bool:
-		if s == nil {
-			return enc.EncodeNil()
-		}
-		if err := enc.EncodeArrayLen(len(s)); err != nil {
-			return err
-		}
-		for _, x := range s {
-			if err := enc.EncodeBool(x); err != nil {
-				return err
-			}
-		}
-		return nil
+		return encodeEach(enc, s, (*msgpack.Encoder).EncodeBool)
 	}
 	return enc.Encode(v)
 }
 
-func encodeInts[I int | int64 | int32](enc *msgpack.Encoder, s []I) error {
+// encodeEach writes s as msgpack does a slice: nil, or a length and each
+// element written by put.
+func encodeEach[E any](enc *msgpack.Encoder, s []E, put func(*msgpack.Encoder, E) error) error {
 	if s == nil {
 		return enc.EncodeNil()
 	}
@@ -80,7 +38,7 @@ func encodeInts[I int | int64 | int32](enc *msgpack.Encoder, s []I) error {
 		return err
 	}
 	for _, x := range s {
-		if err := enc.EncodeInt(int64(x)); err != nil {
+		if err := put(enc, x); err != nil {
 			return err
 		}
 	}
@@ -92,54 +50,33 @@ func encodeInts[I int | int64 | int32](enc *msgpack.Encoder, s []I) error {
 func DecodeSlice(dec *msgpack.Decoder, ptr any) error {
 	switch p := ptr.(type) {
 	case *[]int:
-		return decodeInts(dec, p)
+		return decodeEach(dec, p, func(d *msgpack.Decoder) (int, error) {
+			x, err := d.DecodeInt64()
+			return int(x), err
+		})
 	case *[]int64:
-		return decodeInts(dec, p)
+		return decodeEach(dec, p, (*msgpack.Decoder).DecodeInt64)
 	case *[]float64:
-		n, err := dec.DecodeArrayLen()
-		if err != nil || n < 0 {
-			*p = nil
-			return err
-		}
-		s := make([]float64, n)
-		for i := range s {
-			if s[i], err = dec.DecodeFloat64(); err != nil {
-				return err
-			}
-		}
-		*p = s
-		return nil
+		return decodeEach(dec, p, (*msgpack.Decoder).DecodeFloat64)
 	case *[]string:
-		n, err := dec.DecodeArrayLen()
-		if err != nil || n < 0 {
-			*p = nil
-			return err
-		}
-		s := make([]string, n)
-		for i := range s {
-			if s[i], err = dec.DecodeString(); err != nil {
-				return err
-			}
-		}
-		*p = s
-		return nil
+		return decodeEach(dec, p, (*msgpack.Decoder).DecodeString)
 	}
 	return dec.Decode(ptr)
 }
 
-func decodeInts[I int | int64](dec *msgpack.Decoder, p *[]I) error {
+// decodeEach reads a slice written by encodeEach (or msgpack) into p, each
+// element read by get.
+func decodeEach[E any](dec *msgpack.Decoder, p *[]E, get func(*msgpack.Decoder) (E, error)) error {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		*p = nil
 		return err
 	}
-	s := make([]I, n)
+	s := make([]E, n)
 	for i := range s {
-		x, err := dec.DecodeInt64()
-		if err != nil {
+		if s[i], err = get(dec); err != nil {
 			return err
 		}
-		s[i] = I(x)
 	}
 	*p = s
 	return nil
