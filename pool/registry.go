@@ -139,6 +139,24 @@ func LookupInitializer(name string) (func() error, bool) {
 	return f, ok
 }
 
+// RunInitializer runs a worker's initializer fn, named name, as backends
+// do before a worker's first task: a nil fn does nothing; an error is
+// wrapped and a panic becomes an error, both naming the initializer.
+func RunInitializer(name string, fn func() error) (err error) {
+	if fn == nil {
+		return nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("pool: initializer %s panicked: %v", name, v)
+		}
+	}()
+	if err := fn(); err != nil {
+		return fmt.Errorf("pool: initializer %s: %w", name, err)
+	}
+	return nil
+}
+
 func registerInitializer(name string, fn func() error) {
 	reg.mu.Lock()
 	reg.inits[name] = fn

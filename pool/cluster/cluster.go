@@ -355,12 +355,16 @@ func (s *sched) remove(w *wconn) {
 // release frees one of w's slots and gives it to the first waiter, if any.
 func (s *sched) release(w *wconn) {
 	s.mu.Lock()
+	s.releaseLocked(w)
+	s.mu.Unlock()
+}
+
+func (s *sched) releaseLocked(w *wconn) {
 	w.slots--
 	if w.slots == 0 {
 		w.busySince = time.Time{}
 	}
 	s.handoffLocked()
-	s.mu.Unlock()
 }
 
 // Credit bounds, per unit of capacity, and the round trips that move them.
@@ -380,8 +384,8 @@ func (s *sched) done(w *wconn, rtt time.Duration) {
 	case rtt > slowTrip && w.credits > minDepth*w.capacity:
 		w.credits = max(minDepth*w.capacity, w.credits/2)
 	}
+	s.releaseLocked(w)
 	s.mu.Unlock()
-	s.release(w)
 }
 
 // pickLocked reserves a slot on the best connection, or returns nil.

@@ -170,7 +170,7 @@ func serveWorker(conn net.Conn, capacity int) error {
 	return err
 }
 
-func runInitializer(name string) (err error) {
+func runInitializer(name string) error {
 	if name == "" {
 		return nil
 	}
@@ -178,15 +178,7 @@ func runInitializer(name string) (err error) {
 	if !ok {
 		return fmt.Errorf("initializer %s is not known in the worker process: build the pool.Initializer option where every process runs it (in main before cluster.New, or in a package-level variable)", name)
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("initializer %s panicked: %v", name, v)
-		}
-	}()
-	if err := fn(); err != nil {
-		return fmt.Errorf("initializer %s: %w", name, err)
-	}
-	return nil
+	return pool.RunInitializer(name, fn)
 }
 
 type worker struct {

@@ -80,7 +80,7 @@ func (p *Pool) work(i int) {
 			// initializer runs.
 			p.running[i].Store(t)
 			if !initialized {
-				initErr = p.initialize()
+				initErr = pool.RunInitializer(p.cfg.InitializerName, p.cfg.Initializer)
 				initialized = true
 			}
 			switch {
@@ -101,21 +101,6 @@ func (p *Pool) work(i int) {
 			return
 		}
 	}
-}
-
-func (p *Pool) initialize() (err error) {
-	if p.cfg.Initializer == nil {
-		return nil
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("pool: initializer %s panicked: %v", p.cfg.InitializerName, v)
-		}
-	}()
-	if err := p.cfg.Initializer(); err != nil {
-		return fmt.Errorf("pool: initializer %s: %w", p.cfg.InitializerName, err)
-	}
-	return nil
 }
 
 // Begin admits a call unless the pool is closed. See [pool.Pool].
