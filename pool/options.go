@@ -127,7 +127,8 @@ type callConfig struct {
 // Chunksize sets how many items travel to a worker together. Larger chunks
 // cost less per item; smaller ones balance uneven items better. n < 1 means
 // the default: for Map, ⌈remaining/(4×workers)⌉, Python's ⌈len/(4×workers)⌉
-// for the first chunk and shrinking after it; for Imap, a size that
+// for the first chunk and shrinking after it until a chunk comes back
+// within 200µs (then Python's size throughout); for Imap, a size that
 // starts at 1 and doubles while chunks run in under 500µs, up to 1024.
 func Chunksize(n int) CallOption {
 	return func(c *callConfig) { c.chunksize = n }

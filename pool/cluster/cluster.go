@@ -179,8 +179,8 @@ func (p *Pool) stopMembers() {
 	})
 }
 
-// Submit sends t to the worker with a free slot that has waited longest,
-// blocking while every worker is busy. See [pool.Pool].
+// Submit sends t to the least loaded connection with a free slot (see
+// sched), blocking while every worker is busy. See [pool.Pool].
 func (p *Pool) Submit(ctx context.Context, t *pool.Task) error {
 	return p.dispatch(ctx, &flight{t: t})
 }
