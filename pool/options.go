@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"fmt"
 	"runtime"
 )
 
@@ -143,5 +142,3 @@ func newCallConfig(opts []CallOption) callConfig {
 	}
 	return c
 }
-
-func (c callConfig) String() string { return fmt.Sprintf("chunksize=%d", c.chunksize) }

@@ -36,10 +36,9 @@ const (
 
 // Handshake status codes, sent by the worker in its proof.
 const (
-	statusOK       = 0
-	statusAuth     = 1
-	statusVersion  = 2
-	statusNotMagic = 3
+	statusOK      = 0
+	statusAuth    = 1
+	statusVersion = 2
 )
 
 var (
