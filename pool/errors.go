@@ -3,6 +3,8 @@ package pool
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mpgo/mp/internal/codec"
 )
 
 // Sentinel errors, to be tested with [errors.Is].
@@ -26,6 +28,14 @@ var (
 	ErrNoWorkers = errors.New("pool: no workers left")
 	// ErrConfig wraps every configuration error.
 	ErrConfig = errors.New("pool: bad configuration")
+	// ErrEncoding is wrapped by the error of a call whose argument or
+	// result cannot cross to a worker process as it is: a type the
+	// contract rejects (see [Register]), a value in an interface whose type
+	// is not registered (see [RegisterType]), an item larger than the
+	// cluster's message limit. It comes in a [*TaskError] naming the item,
+	// and its message names the field and the fix. Local pools give it too
+	// when they check encoding (see [CheckEncoding]).
+	ErrEncoding = codec.ErrEncoding
 )
 
 // A TaskError reports that the user function failed on one item. Err is the

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mpgo/mp/internal/codec"
 )
 
 // Pool is a set of workers, implemented by each backend. Programs call the
@@ -58,6 +60,7 @@ type Task struct {
 
 type taskImpl interface {
 	run(ctx context.Context, stop *atomic.Bool) (int, error)
+	runChecked(ctx context.Context, stop *atomic.Bool) (int, error)
 	args() any
 	newResults() any
 	setResults(res any) (int, error)
@@ -72,6 +75,29 @@ func (t *Task) Run() {
 		return
 	}
 	_, err := t.impl.run(t.c.ctx, &t.c.stop)
+	t.finish(err)
+}
+
+// RunChecked is Run for a backend that checks encoding (see
+// [CheckEncoding]): if the task's function is registered, its arguments
+// and results pass through the encoding the cluster uses, as if they
+// crossed to a worker process, so that the function sees, and the caller
+// gets, what a cluster pool would give, or the same [ErrEncoding]. It costs
+// an encoding and a decoding of every argument and result. Functions that
+// are not registered run as by Run: they cannot run on a cluster at all.
+func (t *Task) RunChecked() {
+	if t.state.Load() != 0 {
+		return
+	}
+	if _, err := t.c.remote(); err != nil {
+		if errors.Is(err, ErrEncoding) {
+			t.finish(err)
+			return
+		}
+		t.Run()
+		return
+	}
+	_, err := t.impl.runChecked(t.c.ctx, &t.c.stop)
 	t.finish(err)
 }
 
@@ -187,7 +213,12 @@ func (c *call) end() {
 }
 
 func (c *call) remote() (*Func, error) {
-	c.fnOnce.Do(func() { c.fn, c.fnErr = registered(c.fnVal, c.fnPtr, c.shape) })
+	c.fnOnce.Do(func() {
+		c.fn, c.fnErr = registered(c.fnVal, c.fnPtr, c.shape)
+		if c.fnErr == nil {
+			c.fnErr = c.fn.contract()
+		}
+	})
 	return c.fn, c.fnErr
 }
 
@@ -279,6 +310,33 @@ type chunk[T, R any] struct {
 
 func (k *chunk[T, R]) run(ctx context.Context, stop *atomic.Bool) (int, error) {
 	return k.f.runRange(ctx, stop, k.in, k.out)
+}
+
+// runChecked runs the chunk on its items as decoded after encoding, and
+// stores its results as decoded after encoding.
+func (k *chunk[T, R]) runChecked(ctx context.Context, stop *atomic.Bool) (int, error) {
+	var in []T
+	if err := codec.RoundTrip(k.in, &in); err != nil {
+		return 0, encodingError("argument", err)
+	}
+	res := make([]R, len(in))
+	n, err := k.f.runRange(ctx, stop, in, res)
+	var out []R
+	if rerr := codec.RoundTrip(res[:n], &out); rerr != nil {
+		return 0, encodingError("result", rerr)
+	}
+	copy(k.out, out)
+	return n, err
+}
+
+// encodingError makes an encoding error of one item a *TaskError naming
+// it, as the cluster backend does.
+func encodingError(what string, err error) error {
+	var ie *codec.ItemError
+	if errors.As(err, &ie) {
+		return &TaskError{Index: ie.Index, Err: fmt.Errorf("the %s cannot cross to another process: %w", what, ie.Err)}
+	}
+	return fmt.Errorf("the %s cannot cross to another process: %w", what, err)
 }
 
 func (k *chunk[T, R]) args() any       { return k.in }

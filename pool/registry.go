@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/mpgo/mp/internal/codec"
 )
 
 // A Func is a registered function as backends see it: a name, and the means
@@ -14,15 +18,35 @@ import (
 // use Func directly; the cluster backend's workers find functions with
 // [Lookup].
 type Func struct {
-	name string
-	ptr  uintptr
-	impl remoteFunc
+	name    string
+	ptr     uintptr
+	impl    remoteFunc
+	in, out reflect.Type
+	checked atomic.Bool // contract passed
 }
 
 // remoteFunc is the typed part of a registered function.
 type remoteFunc interface {
 	newArgs() any
 	run(ctx context.Context, name string, args any) (results any, err error)
+}
+
+// contract checks, once it passes, that every interface type in the
+// function's argument and result has a registered implementation: types
+// are registered in init functions, perhaps after the function, so this is
+// checked when the function is first called on a pool that encodes.
+func (f *Func) contract() error {
+	if f.checked.Load() {
+		return nil
+	}
+	if err := codec.CheckInterfaces(f.in); err != nil {
+		return fmt.Errorf("%w: the argument type of %s: %w", ErrEncoding, f.name, err)
+	}
+	if err := codec.CheckInterfaces(f.out); err != nil {
+		return fmt.Errorf("%w: the result type of %s: %w", ErrEncoding, f.name, err)
+	}
+	f.checked.Store(true)
+	return nil
 }
 
 // Name returns the function's fully qualified name, e.g. "main.sample".
@@ -56,10 +80,21 @@ var reg = registry{
 // Register records fn under its fully qualified name (for example
 // "main.sample") so that the cluster backend's workers can run it. Call it
 // from an init function or a package-level variable declaration, so that it
-// has run in every process before the pool starts. It returns an error for a
-// nil function, a closure or method value (they carry state that cannot
-// cross a process boundary), or a name registered twice. Local pools do not
-// need registration.
+// has run in every process before the pool starts. Registering the same
+// function again does nothing, so that two packages may both register a
+// function they share. Local pools do not need registration.
+//
+// It checks the type contract: T and R must cross to another process and
+// come back as they were. It returns an error, naming the field and the
+// fix, for channels, functions and unsafe pointers, and for unexported
+// struct fields (which would arrive as zero values) unless the field is
+// tagged `msgpack:"-"` or its type marshals itself (MarshalBinary and
+// UnmarshalBinary, MarshalText and UnmarshalText, or msgpack's own
+// interfaces). Values in interface-typed fields cross with their type when
+// it is registered with [RegisterType]. It also returns an error for a nil
+// function, a closure or method value (they carry state that cannot cross
+// a process boundary), and for a different function under a name already
+// registered.
 func Register[T, R any](fn func(T) R) error {
 	if fn == nil {
 		return fmt.Errorf("pool.Register: nil function")
@@ -111,15 +146,48 @@ func register[T, R any](fn any, t typed[T, R]) error {
 	if why := notTopLevel(name); why != "" {
 		return fmt.Errorf("pool.Register: %s is %s; only top-level functions can be registered, since other processes find them by name", name, why)
 	}
+	if err := codec.Check(reflect.TypeFor[T]()); err != nil {
+		return fmt.Errorf("pool.Register: the argument type of %s cannot cross to another process: %w", name, err)
+	}
+	if err := codec.Check(reflect.TypeFor[R]()); err != nil {
+		return fmt.Errorf("pool.Register: the result type of %s cannot cross to another process: %w", name, err)
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	if _, dup := reg.byName[name]; dup {
-		return fmt.Errorf("pool.Register: %s is already registered", name)
+	if old, dup := reg.byName[name]; dup {
+		if old.ptr == ptr {
+			return nil
+		}
+		return fmt.Errorf("pool.Register: a different function is already registered as %s", name)
 	}
-	f := &Func{name: name, ptr: ptr, impl: t}
+	f := &Func{name: name, ptr: ptr, impl: t, in: reflect.TypeFor[T](), out: reflect.TypeFor[R]()}
 	reg.byName[name] = f
 	reg.byPtr[ptr] = f
 	return nil
+}
+
+// RegisterType lets values of type T cross to worker processes inside
+// interface-typed fields and in `any` with their type: without it, such a
+// value fails the call with [ErrEncoding]. The common types need no
+// registration: bool, the integer, float and complex types, string,
+// []byte, []any, map[string]any, []string, []int, []int64, []float64,
+// map[string]string, map[string]int, time.Time and time.Duration; a
+// pointer to a registered type crosses too. Call it from an init function,
+// as [Register]. T must be a concrete type that crosses (see [Register]);
+// registering it again does nothing.
+func RegisterType[T any]() error {
+	t := reflect.TypeFor[T]()
+	if err := codec.RegisterType(t); err != nil {
+		return fmt.Errorf("pool.RegisterType[%v]: %w", t, err)
+	}
+	return nil
+}
+
+// MustRegisterType is like [RegisterType] but panics on error.
+func MustRegisterType[T any]() {
+	if err := RegisterType[T](); err != nil {
+		panic(err)
+	}
 }
 
 // Lookup returns the function registered under name.
@@ -173,10 +241,41 @@ func registered(fnv any, ptr uintptr, shape string) (*Func, error) {
 		return f, nil
 	}
 	name := nameOfPC(ptr)
-	if why := notTopLevel(name); why != "" {
+	wrap := "; wrap it in a top-level function of your own package and register that in an init function"
+	switch why := notTopLevel(name); {
+	case strings.HasPrefix(why, "an instantiated generic"):
+		return nil, fmt.Errorf("%w: %s is %s, which cannot be registered by name%s", ErrNotRegistered, name, why, wrap)
+	case why != "":
 		return nil, fmt.Errorf("%w: %s is %s, which cannot run in another process; use a top-level function and register it", ErrNotRegistered, name, why)
+	case !inMainModule(name):
+		return nil, fmt.Errorf("%w: %s belongs to another module%s (or register it there, as `pool.Must%s(%s)`)", ErrNotRegistered, name, wrap, shape, name)
 	}
 	return nil, fmt.Errorf("%w: %s; add `pool.Must%s(%s)` to an init function of its package", ErrNotRegistered, name, shape, shortName(name))
+}
+
+// inMainModule reports whether the function named name belongs to the
+// program's own module (or to package main), where the user can add a
+// registration next to it.
+func inMainModule(name string) bool {
+	pkg := pkgOf(name)
+	if pkg == "main" || strings.HasSuffix(pkg, ".test") {
+		return true
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Path == "" {
+		return strings.Contains(strings.Split(pkg, "/")[0], ".")
+	}
+	return pkg == bi.Main.Path || strings.HasPrefix(pkg, bi.Main.Path+"/")
+}
+
+// pkgOf returns the package path of the function named name.
+func pkgOf(name string) string {
+	slash := strings.LastIndex(name, "/")
+	dot := strings.Index(name[slash+1:], ".")
+	if dot < 0 {
+		return name
+	}
+	return name[:slash+1+dot]
 }
 
 func funcName(fn any) string {

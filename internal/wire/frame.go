@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"runtime"
 	"sync"
 
+	"github.com/mpgo/mp/internal/codec"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -38,11 +40,12 @@ const (
 	KindResult     Kind = 8  // worker → driver: a chunk's results
 	KindRetire     Kind = 9  // worker → driver: Retire; no new chunks please
 	KindError      Kind = 10 // either way: ErrorMsg, then close
-	maxKind        Kind = KindError
+	KindResultPart Kind = 11 // worker → driver: results that precede a Result
+	maxKind        Kind = KindResultPart
 )
 
 func (k Kind) String() string {
-	names := [...]string{"invalid", "Setup", "SetupReply", "Binary", "Ready", "Config", "Run", "Cancel", "Result", "Retire", "Error"}
+	names := [...]string{"invalid", "Setup", "SetupReply", "Binary", "Ready", "Config", "Run", "Cancel", "Result", "Retire", "Error", "ResultPart"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -71,6 +74,7 @@ type Codec struct {
 	enc      *msgpack.Encoder
 	flushing bool  // a sender is writing; others just queue their frames
 	werr     error // the first write error; the stream is broken after it
+	start    int   // where the frame being encoded starts in wbuf
 }
 
 // NewCodec returns a Codec on rw accepting frames up to max bytes
@@ -187,6 +191,7 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 		return c.werr
 	}
 	start := c.wbuf.Len()
+	c.start = start
 	c.wbuf.Write([]byte{0, 0, 0, 0, byte(k)})
 	if err := safeEncode(c.enc, encode); err != nil {
 		c.wbuf.Truncate(start)
@@ -222,6 +227,79 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 	}
 	c.flushing = false
 	return c.werr
+}
+
+// A TooLargeError is an item that alone exceeds the frame limit.
+type TooLargeError struct {
+	Index int // in the slice being sent
+	Size  int // its encoded size, in bytes, at least
+	Limit int // the frame limit
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("item %d encodes to %d bytes, over the message limit of %d bytes", e.Index, e.Size, e.Limit)
+}
+
+func (e *TooLargeError) Unwrap() error { return ErrFrameTooLarge }
+
+// SliceLen returns the length of s, a slice or nil.
+func SliceLen(s any) int {
+	if s == nil {
+		return 0
+	}
+	return max(reflect.ValueOf(s).Len(), 0)
+}
+
+// SendItems writes one frame of kind k whose body is an array: the fields
+// values head writes, then an array of the items of s, a slice, from index from
+// on, as many as fit under the frame limit, at most up to index to. If not
+// every item up to to fits, the frame's kind is partial instead of k. It
+// returns how many items it wrote: at least one, unless from == to. An item
+// that cannot be encoded fails the frame with an error wrapping ErrEncode
+// (a *codec.ItemError names its index); an item that alone exceeds the
+// limit, with a *TooLargeError. Nothing is written then.
+//
+// The items' array has a 5-byte header whatever its length, so that its
+// count can be written after the items.
+func (c *Codec) SendItems(k, partial Kind, fields int, head func(*msgpack.Encoder) error, s any, from, to int) (int, error) {
+	n, item := codec.ItemEncoder(s)
+	to = min(to, max(n, 0))
+	written := 0
+	err := c.SendFunc(k, func(enc *msgpack.Encoder) error {
+		if err := enc.EncodeArrayLen(fields + 1); err != nil {
+			return err
+		}
+		if err := head(enc); err != nil {
+			return err
+		}
+		if n < 0 {
+			return enc.EncodeNil()
+		}
+		at := c.wbuf.Len()
+		c.wbuf.Write([]byte{0xdd, 0, 0, 0, 0})
+		limit := c.start + 4 + c.max
+		for i := from; i < to; i++ {
+			mark := c.wbuf.Len()
+			if err := item(enc, i); err != nil {
+				return fmt.Errorf("%w: %w", ErrEncode, err)
+			}
+			if c.wbuf.Len() > limit {
+				if written == 0 {
+					return &TooLargeError{Index: i, Size: c.wbuf.Len() - mark, Limit: c.max}
+				}
+				c.wbuf.Truncate(mark)
+				c.wbuf.Bytes()[c.start+4] = byte(partial)
+				break
+			}
+			written++
+		}
+		binary.BigEndian.PutUint32(c.wbuf.Bytes()[at+1:], uint32(written))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return written, nil
 }
 
 // shrink drops a large write buffer so that one huge message does not pin

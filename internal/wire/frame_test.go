@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mpgo/mp/internal/codec"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -42,6 +43,7 @@ var sample = map[Kind]any{
 	KindResult:     []any{uint64(1), nil, []int{1, 4, 9}},
 	KindRetire:     Retire{Reason: "ran 100 tasks"},
 	KindError:      ErrorMsg{Message: "no space left on device"},
+	KindResultPart: []any{uint64(1), nil, []int{1, 4}},
 }
 
 func TestKindString(t *testing.T) {
@@ -156,7 +158,7 @@ func TestFrameRecvErrors(t *testing.T) {
 		{"header only", long(10), 0, io.ErrUnexpectedEOF, "truncated frame"},
 		{"zero length", long(0), 0, ErrMalformed, "empty frame"},
 		{"kind 0", frame(0, []byte{0xc0}), 0, ErrMalformed, "unknown message kind 0"},
-		{"kind 11", frame(maxKind+1, []byte{0xc0}), 0, ErrMalformed, "unknown message kind 11"},
+		{"kind 12", frame(maxKind+1, []byte{0xc0}), 0, ErrMalformed, "unknown message kind 12"},
 		{"kind 255", frame(255, nil), 0, ErrMalformed, "unknown message kind 255"},
 		{"over the limit", frame(KindRun, make([]byte, 100)), 100, ErrFrameTooLarge, "101 bytes, limit 100"},
 		{"2 GiB", long(1 << 31), 0, ErrFrameTooLarge, "2147483648 bytes"},
@@ -237,9 +239,10 @@ func TestFrameLimits(t *testing.T) {
 	if !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("SendRaw over the limit: %v", err)
 	}
-	err = c.SendFunc(KindRun, func(enc *msgpack.Encoder) error { return EncodeRun(enc, 1, "f", make([]byte, max)) })
-	if !errors.Is(err, ErrFrameTooLarge) || !strings.Contains(err.Error(), "Run") {
-		t.Fatalf("SendFunc over the limit: %v", err)
+	_, err = c.SendRun(1, "f", []string{"a", strings.Repeat("x", max)}, 1, 2)
+	var tl *TooLargeError
+	if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &tl) || tl.Index != 1 || tl.Limit != max {
+		t.Fatalf("SendRun of an item over the limit: %v", err)
 	}
 	err = c.Send(KindResult, strings.Repeat("x", 2*max))
 	if !errors.Is(err, ErrFrameTooLarge) {
@@ -336,9 +339,7 @@ func TestCodecConcurrentSend(t *testing.T) {
 				if j%2 == 0 {
 					err = ca.Send(KindCancel, Cancel{ID: uint64(i*each + j)})
 				} else {
-					err = ca.SendFunc(KindRun, func(enc *msgpack.Encoder) error {
-						return EncodeRun(enc, uint64(i*each+j), "f", strings.Repeat("y", 3000))
-					})
+					_, err = ca.SendRun(uint64(i*each+j), "f", []string{strings.Repeat("y", 3000)}, 0, 1)
 				}
 				if err != nil {
 					t.Error(err)
@@ -362,11 +363,11 @@ func TestCodecConcurrentSend(t *testing.T) {
 		case KindRun:
 			dec := cb.Decoder(body)
 			id, _, err = DecodeRunHeader(dec)
-			var s string
+			var args []string
 			if err == nil {
-				err = dec.Decode(&s)
+				err = codec.DecodeSlice(dec, &args)
 			}
-			if len(s) != 3000 {
+			if s := strings.Join(args, ""); len(s) != 3000 {
 				t.Fatalf("Run %d args of %d bytes", id, len(s))
 			}
 		default:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mpgo/mp/internal/codec"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -80,22 +81,63 @@ const (
 	ErrKindInit     = "init"     // the worker's initializer failed
 )
 
-// ErrEncode wraps a value msgpack cannot encode (a channel, a func, …).
+// ErrEncode wraps a value that cannot be encoded (see internal/codec).
 var ErrEncode = errors.New("mp: cannot encode")
 
-// EncodeRun writes a Run body: [id, func name, args].
-func EncodeRun(enc *msgpack.Encoder, id uint64, fn string, args any) error {
+// SendRun sends a Run: [id, func name, args[from:to]], with as many of
+// those items as fit in one frame. It returns how many it sent; the caller
+// sends the rest in other Runs. An item that cannot be encoded gives an
+// error wrapping ErrEncode (a *codec.ItemError names it); one that alone
+// exceeds the frame limit, a *TooLargeError.
+func (c *Codec) SendRun(id uint64, fn string, args any, from, to int) (int, error) {
+	return c.SendItems(KindRun, KindRun, 2, func(enc *msgpack.Encoder) error {
+		if err := enc.EncodeUint(id); err != nil {
+			return err
+		}
+		return enc.EncodeString(fn)
+	}, args, from, to)
+}
+
+// SendResult sends a chunk's results: one Result [id, error or nil,
+// results], preceded by ResultParts of the same form if the results do not
+// fit in one frame. An item that cannot be encoded, or exceeds the frame
+// limit alone, fails as in SendRun; the parts already sent stand, and the
+// caller then sends a Result with an encode error.
+func (c *Codec) SendResult(id uint64, rerr *RemoteError, results any) error {
+	head := func(enc *msgpack.Encoder) error {
+		if err := enc.EncodeUint(id); err != nil {
+			return err
+		}
+		return enc.Encode(rerr)
+	}
+	n := SliceLen(results)
+	from := 0
+	for {
+		sent, err := c.SendItems(KindResult, KindResultPart, 2, head, results, from, n)
+		if err != nil {
+			return err
+		}
+		from += sent
+		if from >= n {
+			return nil
+		}
+	}
+}
+
+// EncodeResult writes a Result body: [id, error or nil, results], all in
+// one message.
+func EncodeResult(enc *msgpack.Encoder, id uint64, rerr *RemoteError, results any) error {
 	if err := enc.EncodeArrayLen(3); err != nil {
 		return err
 	}
 	if err := enc.EncodeUint(id); err != nil {
 		return err
 	}
-	if err := enc.EncodeString(fn); err != nil {
+	if err := enc.Encode(rerr); err != nil {
 		return err
 	}
-	if err := EncodeSlice(enc, args); err != nil {
-		return fmt.Errorf("%w: the arguments of %s: %v", ErrEncode, fn, err)
+	if err := codec.EncodeSlice(enc, results); err != nil {
+		return fmt.Errorf("%w: results: %w", ErrEncode, err)
 	}
 	return nil
 }
@@ -116,25 +158,9 @@ func DecodeRunHeader(dec *msgpack.Decoder) (id uint64, fn string, err error) {
 	return id, fn, nil
 }
 
-// EncodeResult writes a Result body: [id, error or nil, results].
-func EncodeResult(enc *msgpack.Encoder, id uint64, rerr *RemoteError, results any) error {
-	if err := enc.EncodeArrayLen(3); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint(id); err != nil {
-		return err
-	}
-	if err := enc.Encode(rerr); err != nil {
-		return err
-	}
-	if err := EncodeSlice(enc, results); err != nil {
-		return fmt.Errorf("%w: results: %v", ErrEncode, err)
-	}
-	return nil
-}
-
-// DecodeResultHeader reads a Result body's id and error; the results follow,
-// for the caller to decode with dec into the chunk's result type.
+// DecodeResultHeader reads a Result or ResultPart body's id and error; the
+// results follow, for the caller to decode with codec.DecodeSlice into the
+// chunk's result type.
 func DecodeResultHeader(dec *msgpack.Decoder) (id uint64, rerr *RemoteError, err error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n != 3 {

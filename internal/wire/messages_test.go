@@ -5,9 +5,9 @@ import (
 	"errors"
 	"io"
 	"reflect"
-	"strings"
 	"testing"
 
+	"github.com/mpgo/mp/internal/codec"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -36,8 +36,8 @@ func TestRunRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			c := NewCodec(&buf, 0)
-			if err := c.SendFunc(KindRun, func(enc *msgpack.Encoder) error { return EncodeRun(enc, tt.id, tt.fn, tt.args) }); err != nil {
-				t.Fatal(err)
+			if n, err := c.SendRun(tt.id, tt.fn, tt.args, 0, SliceLen(tt.args)); err != nil || n != SliceLen(tt.args) {
+				t.Fatal(n, err)
 			}
 			k, body, err := c.Recv()
 			if err != nil || k != KindRun {
@@ -49,7 +49,7 @@ func TestRunRoundTrip(t *testing.T) {
 				t.Fatalf("DecodeRunHeader: %d %q %v; want %d %q", id, fn, err, tt.id, tt.fn)
 			}
 			args := tt.into()
-			if err := dec.Decode(args); err != nil {
+			if err := codec.DecodeSlice(dec, args); err != nil {
 				t.Fatal(err)
 			}
 			got := reflect.ValueOf(args).Elem().Interface()
@@ -127,32 +127,29 @@ func TestResultRoundTrip(t *testing.T) {
 	}
 }
 
-// TestEncodeRunUnencodable: arguments msgpack cannot encode fail with
+// TestSendRunUnencodable: arguments that cannot be encoded fail with
 // ErrEncode, which the cluster tells from a transport error, and nothing is
 // sent.
-func TestEncodeRunUnencodable(t *testing.T) {
+func TestSendRunUnencodable(t *testing.T) {
 	for _, args := range []any{
 		[]func(){func() {}},
 		[]any{1, func(int) int { return 0 }},
 		[]chan int{make(chan int)},
 		[]struct{ F func() }{{}},
-		map[string]any{"f": func() {}},
+		[]map[string]any{{"f": func() {}}},
 	} {
 		var buf bytes.Buffer
 		c := NewCodec(&buf, 0)
-		err := c.SendFunc(KindRun, func(enc *msgpack.Encoder) error { return EncodeRun(enc, 1, "main.f", args) })
+		_, err := c.SendRun(1, "main.f", args, 0, SliceLen(args))
 		if !errors.Is(err, ErrEncode) {
-			t.Errorf("EncodeRun(%T): %v; want ErrEncode", args, err)
+			t.Errorf("SendRun(%T): %v; want ErrEncode", args, err)
 			continue
-		}
-		if !strings.Contains(err.Error(), "main.f") {
-			t.Errorf("EncodeRun(%T): %q does not name the function", args, err)
 		}
 		if buf.Len() != 0 {
 			t.Errorf("EncodeRun(%T): %d bytes sent", args, buf.Len())
 		}
 		// The codec is still in step.
-		if err := c.SendFunc(KindRun, func(enc *msgpack.Encoder) error { return EncodeRun(enc, 2, "g", []int{5}) }); err != nil {
+		if _, err := c.SendRun(2, "g", []int{5}, 0, 1); err != nil {
 			t.Fatal(err)
 		}
 		_, body, err := c.Recv()
@@ -160,7 +157,7 @@ func TestEncodeRunUnencodable(t *testing.T) {
 			t.Fatal(err)
 		}
 		if id, fn, err := DecodeRunHeader(c.Decoder(body)); err != nil || id != 2 || fn != "g" {
-			t.Fatalf("after a failed EncodeRun: %d %q %v", id, fn, err)
+			t.Fatalf("after a failed SendRun: %d %q %v", id, fn, err)
 		}
 	}
 }

@@ -182,7 +182,7 @@ func (p *Pool) stopMembers() {
 // Submit sends t to the least loaded connection with a free slot (see
 // sched), blocking while every worker is busy. See [pool.Pool].
 func (p *Pool) Submit(ctx context.Context, t *pool.Task) error {
-	return p.dispatch(ctx, &flight{t: t})
+	return p.dispatch(ctx, &flight{t: t, hi: t.Len()})
 }
 
 func (p *Pool) dispatch(ctx context.Context, f *flight) error {

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"github.com/mpgo/mp/internal/codec"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // wconn is the driver's side of one connection to a worker process.
@@ -41,13 +43,59 @@ type wconn struct {
 	closed   chan struct{} // closed when the connection is finished with
 }
 
-// flight is a chunk sent to a worker and not yet answered.
+// flight is a chunk, or a part of one, sent to a worker and not yet
+// answered: the items lo to hi of its task. A task whose items do not fit in
+// one message travels as several flights, each run as a chunk of its own.
 type flight struct {
 	id       uint64
 	sent     time.Time
 	t        *pool.Task
+	lo, hi   int
 	attempts int
 	stop     func() bool // stops the cancel hook
+	res      any         // results received so far, a *[]R
+	resErr   error       // why results could not be decoded
+	parts    *parts      // set when the task was split across flights
+}
+
+// parts collects the results of a task split across flights.
+type parts struct {
+	mu       sync.Mutex
+	got      []*flight // answered, in any order
+	answered int       // items answered
+}
+
+// finish completes f's task with f's results and err, or, for a part of a
+// split task, once every part is answered.
+func (f *flight) finish(err error) {
+	if err != nil {
+		var te *pool.TaskError
+		if errors.As(err, &te) {
+			te.Index += f.lo
+		}
+	}
+	if f.parts == nil || err != nil {
+		f.t.Complete(f.res, err)
+		return
+	}
+	ps := f.parts
+	ps.mu.Lock()
+	ps.got = append(ps.got, f)
+	ps.answered += f.hi - f.lo
+	all := ps.answered == f.t.Len()
+	got := ps.got
+	ps.mu.Unlock()
+	if !all {
+		return
+	}
+	slices.SortFunc(got, func(a, b *flight) int { return a.lo - b.lo })
+	joined := reflect.ValueOf(f.t.NewResults()).Elem()
+	for _, g := range got {
+		if g.res != nil {
+			joined = reflect.AppendSlice(joined, reflect.ValueOf(g.res).Elem())
+		}
+	}
+	f.t.Complete(joined.Interface(), nil)
 }
 
 // start begins a session on conn, already authenticated: it waits for
@@ -169,8 +217,8 @@ func (w *wconn) read() error {
 		}
 		w.lastRecv.Store(time.Now().UnixNano())
 		switch k {
-		case wire.KindResult:
-			if err := w.result(body); err != nil {
+		case wire.KindResult, wire.KindResultPart:
+			if err := w.result(body, k == wire.KindResultPart); err != nil {
 				return err
 			}
 		case wire.KindRetire:
@@ -187,7 +235,9 @@ func (w *wconn) read() error {
 	}
 }
 
-func (w *wconn) result(body []byte) error {
+// result handles a Result, or with part set a ResultPart: results that
+// precede the chunk's Result because they did not fit in one message.
+func (w *wconn) result(body []byte, part bool) error {
 	dec := w.codec.Decoder(body)
 	id, rerr, err := wire.DecodeResultHeader(dec)
 	if err != nil {
@@ -195,36 +245,52 @@ func (w *wconn) result(body []byte) error {
 	}
 	w.mu.Lock()
 	f := w.inflight[id]
-	delete(w.inflight, id)
-	if w.maxTasks > 0 && w.sent >= w.maxTasks {
-		// The worker retires after MaxTasks chunks; do not wait for it to
-		// say so.
-		w.retiring = true
+	if !part {
+		delete(w.inflight, id)
+		if w.maxTasks > 0 && w.sent >= w.maxTasks {
+			// The worker retires after MaxTasks chunks; do not wait for it
+			// to say so.
+			w.retiring = true
+		}
 	}
 	idle := w.retiring && len(w.inflight) == 0
 	w.mu.Unlock()
 	if f == nil {
 		return fmt.Errorf("%w: result for unknown chunk %d", wire.ErrMalformed, id)
 	}
-	f.stop()
-	res := f.t.NewResults()
-	var derr error
-	if err := wire.DecodeSlice(dec, res); err != nil {
-		derr = fmt.Errorf("cluster: cannot decode the results of %s from worker %s: %v", funcName(f.t), w.name, err)
+	if f.resErr == nil {
+		if f.res == nil {
+			f.res = f.t.NewResults()
+		}
+		before := wire.SliceLen(reflect.ValueOf(f.res).Elem().Interface())
+		if err := codec.DecodeSlice(dec, f.res); err != nil {
+			f.resErr = encodingError(fmt.Sprintf("a result of %s from worker %s", funcName(f.t), w.name), err, before)
+		}
 	}
-	var terr error
+	if part {
+		return nil
+	}
+	f.stop()
+	terr := f.resErr
 	if rerr != nil {
 		terr = fromRemote(rerr, w.name)
 	}
-	if terr == nil {
-		terr = derr
-	}
-	f.t.Complete(res, terr)
+	f.finish(terr)
 	w.p.sched.done(w, time.Since(f.sent))
 	if idle {
 		w.kill()
 	}
 	return nil
+}
+
+// encodingError makes an error of the codec a *pool.TaskError naming the
+// item, counted from base, and what could not cross.
+func encodingError(what string, err error, base int) error {
+	var ie *codec.ItemError
+	if errors.As(err, &ie) {
+		return &pool.TaskError{Index: base + ie.Index, Err: fmt.Errorf("cluster: %s cannot cross: %w", what, ie.Err)}
+	}
+	return fmt.Errorf("cluster: %s cannot cross: %w", what, err)
 }
 
 func funcName(t *pool.Task) string {
@@ -234,8 +300,10 @@ func funcName(t *pool.Task) string {
 	return "?"
 }
 
-// send sends a chunk. It returns false if the connection cannot take it (it
-// is dead or retiring); the caller then tries another.
+// send sends a chunk, or as much of it as fits in one message: the rest
+// becomes a flight of its own, dispatched like a lost chunk. It returns
+// false if the connection cannot take it (it is dead or retiring); the
+// caller then tries another.
 func (w *wconn) send(f *flight) (ok bool) {
 	fn, err := f.t.Func()
 	if err != nil {
@@ -263,11 +331,24 @@ func (w *wconn) send(f *flight) (ok bool) {
 		}
 	})
 	f.sent = time.Now()
+	f.res, f.resErr = nil, nil
 	w.inflight[f.id] = f
 	w.mu.Unlock()
-	err = w.codec.SendFunc(wire.KindRun, func(enc *msgpack.Encoder) error {
-		return wire.EncodeRun(enc, f.id, fn.Name(), f.t.Args())
-	})
+	n, err := w.codec.SendRun(f.id, fn.Name(), f.t.Args(), f.lo, f.hi)
+	if err == nil && f.lo+n < f.hi {
+		// The rest did not fit: it travels as another flight. Both
+		// belong to one task now, which completes when both are answered.
+		if f.parts == nil {
+			f.parts = &parts{}
+		}
+		rest := &flight{t: f.t, lo: f.lo + n, hi: f.hi, attempts: f.attempts, parts: f.parts}
+		f.hi = f.lo + n
+		go func() {
+			if err := w.p.dispatch(rest.t.Context(), rest); err != nil {
+				rest.t.Fail(err)
+			}
+		}()
+	}
 	if err != nil {
 		w.mu.Lock()
 		_, mine := w.inflight[f.id]
@@ -281,19 +362,29 @@ func (w *wconn) send(f *flight) (ok bool) {
 			}
 			return true
 		}
-		// Not sent: the arguments cannot be encoded, or are too large. The
-		// worker never saw the chunk, so it does not count for MaxTasks.
+		// Not sent: an item cannot be encoded, or is too large. The worker
+		// never saw the chunk, so it does not count for MaxTasks.
 		w.mu.Lock()
 		w.sent--
 		w.mu.Unlock()
 		if mine {
 			f.stop()
-			f.t.Fail(fmt.Errorf("cluster: %w", err))
+			f.finish(sendError(fn.Name(), err, f.lo, w.p.s.maxFrame))
 		}
 		w.p.sched.release(w)
 		return true
 	}
 	return true
+}
+
+// sendError explains why an item of a chunk could not be sent, as a
+// *pool.TaskError naming it, counted from lo, the flight's first item.
+func sendError(fn string, err error, lo, limit int) error {
+	var tl *wire.TooLargeError
+	if errors.As(err, &tl) {
+		return &pool.TaskError{Index: tl.Index - lo, Err: fmt.Errorf("%w: the argument of %s encodes to %d bytes or more, over the message limit of %d bytes; raise it with cluster.MaxMessage", pool.ErrEncoding, fn, tl.Size, limit)}
+	}
+	return encodingError("the argument of "+fn, err, -lo)
 }
 
 // isTransportErr tells a failure of the connection from a message that

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -20,8 +21,8 @@ import (
 
 func init() {
 	pool.MustRegister(slowSquare)
-	pool.MustRegister(makeChan)
-	pool.MustRegister(callFunc)
+	pool.MustRegister(makeOpaque)
+	pool.MustRegister(openBox)
 	pool.MustRegister(spin)
 }
 
@@ -31,11 +32,19 @@ func slowSquare(x int) int {
 	return x * x
 }
 
-// makeChan returns a result msgpack cannot encode.
-func makeChan(int) chan int { return make(chan int) }
+// opaque is a type that is not registered: in an interface it cannot
+// cross.
+type opaque struct{ N int }
 
-// callFunc takes an argument msgpack cannot encode.
-func callFunc(f func()) int { return 1 }
+type box struct{ V any }
+
+// makeOpaque returns a result that cannot be encoded.
+func makeOpaque(x int) box { return box{V: opaque{x}} }
+
+// openBox takes an argument that may not be encodable.
+func openBox(b box) int { return 1 }
+
+func makeChan(int) chan int { return make(chan int) }
 
 func unregistered(x int) int { return x }
 
@@ -188,12 +197,16 @@ func TestUnregisteredFunctions(t *testing.T) {
 	if !errors.Is(err, pool.ErrNotRegistered) || !strings.Contains(err.Error(), "closure") {
 		t.Errorf("closure: %v", err)
 	}
-	_, err = pool.Map(ctx, p, makeChan, ints(3))
-	if err == nil || !strings.Contains(err.Error(), "cannot encode the results of") {
+	if err := pool.Register(makeChan); !strings.Contains(fmt.Sprint(err), "chan int is a chan") {
+		t.Errorf("Register of a function returning a channel: %v", err)
+	}
+	_, err = pool.Map(ctx, p, makeOpaque, ints(3), pool.Chunksize(3))
+	var te *pool.TaskError
+	if !errors.As(err, &te) || te.Index != 0 || !errors.Is(err, pool.ErrEncoding) || !strings.Contains(err.Error(), "RegisterType[cluster_test.opaque]") {
 		t.Errorf("unencodable result: %v", err)
 	}
-	_, err = pool.Map(ctx, p, callFunc, []func(){func() {}})
-	if err == nil || !strings.Contains(err.Error(), "cannot encode") {
+	_, err = pool.Map(ctx, p, openBox, []box{{1}, {opaque{}}}, pool.Chunksize(2))
+	if !errors.As(err, &te) || te.Index != 1 || !errors.Is(err, pool.ErrEncoding) || !strings.Contains(err.Error(), "at .V") {
 		t.Errorf("unencodable argument: %v", err)
 	}
 	// The pool still works.
@@ -379,9 +392,10 @@ func TestMaxTasksWithFailingChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeAndJoin(t, p)
-	big := make([]int, 4096)
-	if _, err := pool.Map(ctxFor(t, time.Minute), p, spin, big, pool.Chunksize(4096)); err == nil || !strings.Contains(err.Error(), "size limit") {
-		t.Fatalf("an oversized chunk: %v", err)
+	big := []box{{1}, {strings.Repeat("x", 2048)}}
+	var te *pool.TaskError
+	if _, err := pool.Map(ctxFor(t, time.Minute), p, openBox, big, pool.Chunksize(2)); !errors.As(err, &te) || te.Index != 1 || !strings.Contains(err.Error(), "cluster.MaxMessage") {
+		t.Fatalf("an oversized item: %v", err)
 	}
 	for i := range 3 {
 		if _, err := pool.Map(ctxFor(t, time.Minute), p, unregistered, ints(1)); !errors.Is(err, pool.ErrNotRegistered) {

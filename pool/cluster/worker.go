@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"github.com/mpgo/mp/internal/codec"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 	"github.com/vmihailenco/msgpack/v5"
@@ -268,8 +269,12 @@ func (w *worker) start(body []byte) error {
 		rerr = &wire.RemoteError{Kind: wire.ErrKindInit, Message: w.initErr.Error()}
 	default:
 		args = f.NewArgs()
-		if err := wire.DecodeSlice(dec, args); err != nil {
-			rerr = &wire.RemoteError{Kind: wire.ErrKindDecode, Message: fmt.Sprintf("cannot decode the arguments of %s: %v", name, err)}
+		if err := codec.DecodeSlice(dec, args); err != nil {
+			rerr = &wire.RemoteError{Kind: wire.ErrKindDecode, Message: fmt.Sprintf("the argument of %s cannot cross: %v", name, err)}
+			var ie *codec.ItemError
+			if errors.As(err, &ie) {
+				rerr.Index, rerr.Message = ie.Index, fmt.Sprintf("the argument of %s cannot cross: %v", name, ie.Err)
+			}
 		}
 	}
 	if rerr != nil {
@@ -314,14 +319,31 @@ func (w *worker) run(j job) {
 	delete(w.running, j.id)
 	w.mu.Unlock()
 	rerr := toRemote(err)
-	serr := w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, j.id, rerr, results) })
+	serr := w.sendResult(j.id, rerr, results)
 	if errors.Is(serr, wire.ErrEncode) || errors.Is(serr, wire.ErrFrameTooLarge) {
 		// The results could not be sent: say why instead.
-		msg := fmt.Sprintf("cannot encode the results of %s: %v", j.name, serr)
-		w.send(wire.KindResult, func(enc *msgpack.Encoder) error {
-			return wire.EncodeResult(enc, j.id, &wire.RemoteError{Kind: wire.ErrKindEncode, Message: msg}, nil)
-		})
+		bad := &wire.RemoteError{Kind: wire.ErrKindEncode, Message: fmt.Sprintf("a result of %s cannot cross: %v", j.name, serr)}
+		var ie *codec.ItemError
+		var tl *wire.TooLargeError
+		switch {
+		case errors.As(serr, &tl):
+			bad.Index, bad.Message = tl.Index, fmt.Sprintf("the result of %s encodes to %d bytes or more, over the message limit of %d bytes; raise it with cluster.MaxMessage", j.name, tl.Size, tl.Limit)
+		case errors.As(serr, &ie):
+			bad.Index, bad.Message = ie.Index, fmt.Sprintf("the result of %s cannot cross: %v", j.name, ie.Err)
+		}
+		w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, j.id, bad, nil) })
 	}
+}
+
+// sendResult sends a chunk's results, in several messages if they do not
+// fit in one.
+func (w *worker) sendResult(id uint64, rerr *wire.RemoteError, results any) error {
+	err := w.codec.SendResult(id, rerr, results)
+	if errors.Is(err, yamux.ErrConnectionWriteTimeout) || errors.Is(err, yamux.ErrTimeout) {
+		// yamux#142: a write timeout leaves the session unusable.
+		w.sess.Close()
+	}
+	return err
 }
 
 // toRemote turns a chunk's error into its wire form.
@@ -358,6 +380,8 @@ func fromRemote(r *wire.RemoteError, worker string) error {
 		return &pool.TaskError{Index: r.Index, Err: context.DeadlineExceeded}
 	case wire.ErrKindError:
 		return &pool.TaskError{Index: r.Index, Err: errors.New(r.Message)}
+	case wire.ErrKindDecode, wire.ErrKindEncode:
+		return &pool.TaskError{Index: r.Index, Err: fmt.Errorf("%w: worker %s: %s", pool.ErrEncoding, worker, r.Message)}
 	case wire.ErrKindUnknown:
 		return fmt.Errorf("%w: %s (worker %s)", pool.ErrNotRegistered, r.Message, worker)
 	default:

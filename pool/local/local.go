@@ -89,6 +89,8 @@ func (p *Pool) work(i int) {
 				initialized = false // try again on the next task
 			case p.ctx.Err() != nil:
 				t.Fail(pool.ErrTerminated)
+			case p.cfg.CheckEncoding:
+				t.RunChecked()
 			default:
 				t.Run()
 			}

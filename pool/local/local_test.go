@@ -92,11 +92,12 @@ func TestRegisterRejects(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "closure") {
 		t.Errorf("Register(closure) = %v", err)
 	}
-	// (Already registered by an earlier run under go test -count=N.)
-	if err := pool.Register(double); err != nil && !strings.Contains(err.Error(), "already registered") {
+	// Registering the same function twice is allowed (two packages may
+	// both register one they share).
+	if err := pool.Register(double); err != nil {
 		t.Fatal(err)
 	}
-	if err := pool.Register(double); err == nil || !strings.Contains(err.Error(), "already registered") {
+	if err := pool.Register(double); err != nil {
 		t.Errorf("Register twice = %v", err)
 	}
 	var s sq

@@ -38,7 +38,7 @@ func init() {
 	pool.MustRegister(double)
 	pool.MustRegister(slowDouble)
 	pool.MustRegister(usePicky)
-	pool.MustRegister(makeChan)
+	pool.MustRegister(makeOpaque)
 	pool.MustRegister(hang)
 }
 
@@ -69,7 +69,12 @@ func (p *picky) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 func usePicky(p picky) int { return int(p) }
 
-func makeChan(int) chan int { return make(chan int) }
+// opaque is not registered: a value of it in an interface cannot cross.
+type opaque struct{ N int }
+
+type box struct{ V any }
+
+func makeOpaque(x int) box { return box{V: opaque{x}} }
 
 // hang never returns and ignores its context.
 func hang(int) int { select {} }
@@ -311,14 +316,15 @@ func TestBadInputs(t *testing.T) {
 		{"argument that cannot be decoded", func(t *testing.T) {
 			p := mustPool(t, newPool)
 			_, err := pool.Map(ctxFor(t, time.Minute), p, usePicky, []picky{2, 3, 4}, pool.Chunksize(3))
-			if err == nil || !strings.Contains(err.Error(), "cannot decode the arguments of") || !strings.Contains(err.Error(), "odd value 3") {
+			var te *pool.TaskError
+			if !errors.As(err, &te) || te.Index != 1 || !errors.Is(err, pool.ErrEncoding) || !strings.Contains(err.Error(), "odd value 3") {
 				t.Fatalf("got %v", err)
 			}
 		}},
 		{"result that cannot be encoded", func(t *testing.T) {
 			p := mustPool(t, newPool)
-			_, err := pool.Map(ctxFor(t, time.Minute), p, makeChan, ints(2))
-			if err == nil || !strings.Contains(err.Error(), "cannot encode the results of") {
+			_, err := pool.Map(ctxFor(t, time.Minute), p, makeOpaque, ints(2))
+			if !errors.Is(err, pool.ErrEncoding) || !strings.Contains(err.Error(), "not registered") {
 				t.Fatalf("got %v", err)
 			}
 		}},
