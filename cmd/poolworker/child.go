@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,14 +14,26 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mpgo/mp/internal/tail"
+	"github.com/mpgo/mp/internal/wire"
 )
 
 // child is a worker process this poolworker started.
 type child struct {
-	cmd   *exec.Cmd
-	start time.Time
-	log   *slog.Logger
+	cmd     *exec.Cmd
+	start   time.Time
+	log     *slog.Logger
+	out     *tail.Buffer  // its last output
+	started *os.File      // read end of the pipe on which it says it reached WorkerMain
+	exited  chan struct{} // closed when it has been waited for
+	waitErr error         // how it ended, once exited is closed
 }
+
+// startTimeout is how long a worker process may take to reach
+// cluster.WorkerMain; the driver waits longer for its Ready, so that it
+// gets the reason from here rather than a timeout.
+const startTimeout = 10 * time.Second
 
 // childEnvKeys are the variables of poolworker's environment a worker
 // process inherits; nothing else (MP_TOKEN in particular) reaches it. The Go
@@ -30,10 +43,14 @@ var childEnvKeys = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GOG
 
 // spawn starts the executable at path with args as a worker process that
 // takes over conn, the driver's connection: the process gets it as file
-// descriptor 3 and says Ready itself. After spawn returns nil, nothing may
-// be written to conn here; the caller closes its copy. A goroutine waits for
-// the process and logs its exit.
-func (s *server) spawn(conn net.Conn, path string, args []string, log *slog.Logger) error {
+// descriptor 3 and says Ready itself. A goroutine waits for the process and
+// logs its exit. spawn returns once the process has reached
+// cluster.WorkerMain (it says so on descriptor 4); if it exits before, or
+// does not reach it within startTimeout (it is then killed), spawn tells
+// the driver why, with the process's last lines of output, in an Error on
+// boot. After spawn returns, nothing may be written to conn here; the
+// caller closes its copy.
+func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []string, log *slog.Logger) error {
 	fc, ok := conn.(interface{ File() (*os.File, error) })
 	if !ok {
 		return refuse("this node cannot pass a %T to a worker process", conn)
@@ -47,6 +64,11 @@ func (s *server) spawn(conn net.Conn, path string, args []string, log *slog.Logg
 		c, err := s.startChild(path, args, f, log)
 		if err == nil {
 			log.Info("worker process started", "pid", c.cmd.Process.Pid, "capacity", s.cfg.capacity)
+			if why := c.waitStarted(); why != "" {
+				log.Warn("worker process did not start", "pid", c.cmd.Process.Pid, "reason", why)
+				conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				boot.Send(wire.KindError, wire.ErrorMsg{Message: why})
+			}
 			return nil
 		}
 		// ETXTBSY: a process forked meanwhile (for another worker) still
@@ -61,23 +83,32 @@ func (s *server) spawn(conn net.Conn, path string, args []string, log *slog.Logg
 // startChild starts one worker process on f and records it, unless the
 // server is shutting down.
 func (s *server) startChild(path string, args []string, f *os.File, log *slog.Logger) (*child, error) {
+	started, startedW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("a pipe for the worker process: %w", err)
+	}
+	defer startedW.Close()
+	out := &tail.Buffer{}
 	cmd := exec.Command(path, args...)
 	cmd.Env = childEnv(s.cfg.capacity)
-	cmd.ExtraFiles = []*os.File{f} // descriptor 3
-	cmd.Stdout, cmd.Stderr = s.childOut, s.childOut
+	cmd.ExtraFiles = []*os.File{f, startedW} // descriptors 3 and 4
+	cmd.Stdout = io.MultiWriter(s.childOut, out)
+	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = procAttr()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
+		started.Close()
 		return nil, refuse("the node is shutting down")
 	}
 	if err := cmd.Start(); err != nil {
+		started.Close()
 		if errors.Is(err, syscall.ETXTBSY) {
 			return nil, err
 		}
 		return nil, refuse("this node cannot start the executable: %v", err)
 	}
-	c := &child{cmd: cmd, start: time.Now()}
+	c := &child{cmd: cmd, start: time.Now(), out: out, started: started, exited: make(chan struct{})}
 	c.log = log.With("pid", cmd.Process.Pid)
 	s.children[cmd.Process.Pid] = c
 	s.reapers.Add(1)
@@ -95,13 +126,45 @@ func childEnv(capacity int) []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	return append(env, "MP_WORKER=fd", "MP_WORKER_FD=3", "MP_WORKER_CAPACITY="+strconv.Itoa(capacity))
+	return append(env, "MP_WORKER=fd", "MP_WORKER_FD=3", "MP_WORKER_STARTED_FD=4", "MP_WORKER_CAPACITY="+strconv.Itoa(capacity))
+}
+
+// waitStarted waits until c says it reached cluster.WorkerMain, and returns
+// "", or returns why it did not: it exited, or took over startTimeout (it is
+// killed then: it serves nobody).
+func (c *child) waitStarted() string {
+	said := make(chan bool, 1)
+	go func() {
+		var b [1]byte
+		n, _ := c.started.Read(b[:]) // EOF when it exits without a word
+		said <- n == 1
+	}()
+	defer c.started.Close()
+	pid := c.cmd.Process.Pid
+	select {
+	case ok := <-said:
+		if ok {
+			return ""
+		}
+		<-c.exited
+		status := "with status 0"
+		if c.waitErr != nil {
+			status = "(" + c.waitErr.Error() + ")"
+		}
+		return fmt.Sprintf("worker process %d exited %s before it reached cluster.New: a worker process is the program started again with the same arguments, and every path through main must reach cluster.New before doing its own work (see \"What runs twice\" in mp's README)%s", pid, status, c.out.Report())
+	case <-time.After(startTimeout):
+		syscall.Kill(-pid, syscall.SIGKILL)
+		c.cmd.Process.Kill()
+		return fmt.Sprintf("worker process %d did not reach cluster.New within %v and was killed: is main blocked before it? (see \"What runs twice\" in mp's README)%s", pid, startTimeout, c.out.Report())
+	}
 }
 
 // reap waits for c to exit, forgets it and logs how it ended.
 func (s *server) reap(c *child) {
 	defer s.reapers.Done()
 	err := c.cmd.Wait()
+	c.waitErr = err
+	close(c.exited)
 	s.mu.Lock()
 	delete(s.children, c.cmd.Process.Pid)
 	s.mu.Unlock()

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"slices"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -28,11 +29,41 @@ import (
 // The poolworkers under test run this test binary, shipped by the tests as
 // drivers, as their worker processes: those must serve, not test.
 func TestMain(m *testing.M) {
+	if cluster.IsWorker() && slices.Contains(os.Args, argExitEarly) {
+		fmt.Println("MP_INPUT is not set: nothing to do")
+		os.Exit(0)
+	}
+	if cluster.IsWorker() && slices.Contains(os.Args, argBlockEarly) {
+		fmt.Println("waiting for the lock file")
+		select {}
+	}
 	cluster.WorkerMain()
+	if addr := os.Getenv(envNewOnly); addr != "" {
+		os.Exit(newOnly(addr))
+	}
 	if addr := os.Getenv(envDriver); addr != "" {
 		os.Exit(blockedDriver(addr, os.Getenv(envFlag)))
 	}
 	testenv.Run(m)
+}
+
+// Arguments that make this test binary's worker processes leave main
+// before they reach cluster.New (the driver passes its arguments on).
+const (
+	argExitEarly  = "mp-test-exit-before-new"
+	argBlockEarly = "mp-test-block-before-new"
+)
+
+// newOnly is a driver process that only starts a pool on the poolworker at
+// addr, and prints why it could not.
+func newOnly(addr string) int {
+	p, err := cluster.New(cluster.Addresses(addr), cluster.Token(testToken), cluster.ReconnectFor(time.Second))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	p.Terminate()
+	return 0
 }
 
 // Functions the tests run on worker processes.
@@ -80,7 +111,8 @@ func block(ctx context.Context, flag string) (int, error) {
 
 // Environment of a test driver process.
 const (
-	envDriver = "POOLWORKER_TEST_DRIVER" // the poolworker's address
+	envDriver  = "POOLWORKER_TEST_DRIVER"   // the poolworker's address
+	envNewOnly = "POOLWORKER_TEST_NEW_ONLY" // the poolworker's address
 	envFlag   = "POOLWORKER_TEST_FLAG"   // file that says a chunk runs
 )
 

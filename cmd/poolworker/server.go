@@ -196,7 +196,7 @@ func (s *server) setUp(conn net.Conn, boot *wire.Codec, log *slog.Logger) error 
 		return err
 	}
 	conn.SetDeadline(time.Time{})
-	return s.spawn(conn, path, setup.Args, log)
+	return s.spawn(conn, boot, path, setup.Args, log)
 }
 
 // recvSetup reads the Setup message.

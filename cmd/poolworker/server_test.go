@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpgo/mp/internal/testenv"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
@@ -454,4 +455,41 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A worker process that leaves main, or blocks, before it reaches
+// cluster.New: the driver's New fails with what happened, the worker's last
+// output and the pointer to the README, instead of EOF or a timeout; the
+// blocked process is killed; the node serves the next driver.
+func TestWorkerNeverReachesNew(t *testing.T) {
+	s := startServer(t, nil)
+	for _, tc := range []struct {
+		arg  string
+		want []string
+	}{
+		{argExitEarly, []string{"exited with status 0 before it reached cluster.New", "What runs twice", "MP_INPUT is not set: nothing to do"}},
+		{argBlockEarly, []string{"did not reach cluster.New within 10s and was killed", "blocked", "waiting for the lock file"}},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$", tc.arg)
+			cmd.Env = append(daemonEnv(), envNewOnly+"="+s.addr)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the driver started a pool: %s", out)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("the driver said %q; want it to say %q", out, want)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(testenv.Children(os.Getpid())) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if kids := testenv.Children(os.Getpid()); len(kids) > 0 {
+		t.Errorf("worker processes left running: %v", kids)
+	}
+	checkTriples(t, newPool(t, []string{s.addr}), 100)
 }

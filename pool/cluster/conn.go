@@ -100,16 +100,19 @@ func (f *flight) finish(err error) {
 
 // start begins a session on conn, already authenticated: it waits for
 // Ready, sends Config and opens the task stream.
-func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string) (*wconn, error) {
-	conn.SetDeadline(time.Now().Add(wire.DefaultHandshakeTimeout))
+//
+// A poolworker reports a worker process that does not start within 10 s
+// (spec.md), so Ready is awaited longer there than from an embedded worker.
+func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string, readyWithin time.Duration) (*wconn, error) {
+	conn.SetDeadline(time.Now().Add(readyWithin))
 	k, body, err := boot.Recv()
 	if err != nil {
-		return nil, fmt.Errorf("waiting for the worker process to start: %w", err)
+		return nil, fmt.Errorf("%s: waiting for the worker process to start: %w", name, err)
 	}
 	if k == wire.KindError {
 		var e wire.ErrorMsg
 		boot.Decode(body, &e)
-		return nil, fmt.Errorf("worker refused: %s", e.Message)
+		return nil, fmt.Errorf("%s: %s", name, e.Message)
 	}
 	if k != wire.KindReady {
 		return nil, fmt.Errorf("%w: want Ready, got %s", wire.ErrMalformed, k)

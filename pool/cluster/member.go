@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
+	"testing"
 	"time"
 
+	"github.com/mpgo/mp/internal/tail"
 	"github.com/mpgo/mp/internal/wire"
 )
 
@@ -89,7 +92,7 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 		return nil, fmt.Errorf("listening for a worker process: %w", err)
 	}
 	defer ln.Close()
-	cmd := exec.Command(p.exe, os.Args[1:]...)
+	cmd := exec.Command(p.exe, workerArgs()...)
 	cmd.Env = append(os.Environ(),
 		envMode+"=tcp",
 		envAddr+"="+ln.Addr().String(),
@@ -100,8 +103,11 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 		// One chunk at a time: one P avoids waking idle threads per message.
 		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
-	cmd.Stdout = os.Stderr // a worker's output must not mix with the program's
-	cmd.Stderr = os.Stderr
+	// A worker's output must not mix with the program's; its last lines
+	// explain a worker that ends before it connects.
+	out := &tail.Buffer{}
+	cmd.Stdout = io.MultiWriter(os.Stderr, out)
+	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting a worker process: %w", err)
@@ -138,19 +144,20 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 	select {
 	case a := <-ch:
 		if a.err != nil {
-			return fail(fmt.Errorf("worker process %d did not connect: %w", cmd.Process.Pid, a.err))
+			return fail(fmt.Errorf("worker process %d did not reach cluster.New within %v: is main blocked before it? (see \"What runs twice\" in the README)%s",
+				cmd.Process.Pid, wire.DefaultHandshakeTimeout, out.Report()))
 		}
 		conn = a.c
 	case <-exited:
 		ln.Close()
 		<-ch
-		return fail(fmt.Errorf("worker process %d exited before connecting (%v); does the program call cluster.New (or cluster.WorkerMain in TestMain) before doing its own work?", cmd.Process.Pid, waitErr))
+		return fail(fmt.Errorf("worker process %d %s", cmd.Process.Pid, exitedEarly(waitErr, out)))
 	}
 	if err := wire.DriverHandshake(conn, []byte(p.token), wire.DefaultHandshakeTimeout); err != nil {
 		conn.Close()
 		return fail(err)
 	}
-	w, err := p.startConn(conn, wire.NewUnbufferedCodec(conn, 0), "local worker")
+	w, err := p.startConn(conn, wire.NewUnbufferedCodec(conn, 0), "local worker", wire.DefaultHandshakeTimeout)
 	if err != nil {
 		conn.Close()
 		return fail(err)
@@ -183,7 +190,7 @@ func (p *Pool) setupRemote(conn net.Conn, addr string) (*wconn, error) {
 	}
 	boot := wire.NewUnbufferedCodec(conn, 0)
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := boot.Send(wire.KindSetup, wire.Setup{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, SHA256: sum, Size: size, Args: os.Args[1:]}); err != nil {
+	if err := boot.Send(wire.KindSetup, wire.Setup{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, SHA256: sum, Size: size, Args: workerArgs()}); err != nil {
 		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
 	}
 	var reply wire.SetupReply
@@ -206,7 +213,32 @@ func (p *Pool) setupRemote(conn net.Conn, addr string) (*wconn, error) {
 		}
 	}
 	conn.SetDeadline(time.Time{})
-	return p.startConn(conn, boot, "poolworker "+addr)
+	return p.startConn(conn, boot, "poolworker "+addr, wire.DefaultHandshakeTimeout+5*time.Second)
+}
+
+// workerArgs are the arguments of a worker process: the program's own, so
+// that its main reaches cluster.New as the driver's did. A test binary's
+// worker must run no test: if the test binary's TestMain does not call
+// WorkerMain first, the worker then exits at once, and the driver says what
+// to add, instead of every test running again in every worker.
+func workerArgs() []string {
+	args := os.Args[1:]
+	if testing.Testing() {
+		args = append(slices.Clip(args), "-test.run=^$", "-test.bench=^$", "-test.fuzz=", "-test.list=")
+	}
+	return args
+}
+
+// exitedEarly explains a worker process that exited before it connected.
+func exitedEarly(waitErr error, out *tail.Buffer) string {
+	status := "with status 0"
+	if waitErr != nil {
+		status = "(" + waitErr.Error() + ")"
+	}
+	if testing.Testing() && waitErr == nil {
+		return fmt.Sprintf("exited %s before it reached cluster.New: this test binary needs a TestMain that calls cluster.WorkerMain first:\n\n\tfunc TestMain(m *testing.M) {\n\t\tcluster.WorkerMain()\n\t\tos.Exit(m.Run())\n\t}\n\n(see \"What runs twice\" in the README)%s", status, out.Report())
+	}
+	return fmt.Sprintf("exited %s before it reached cluster.New: a worker process is this program started again with the same arguments, and every path through main must reach cluster.New before doing its own work (see \"What runs twice\" in the README)%s", status, out.Report())
 }
 
 func recvInto(c *wire.Codec, want wire.Kind, v any) error {

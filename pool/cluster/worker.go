@@ -24,11 +24,12 @@ import (
 // Environment variables that put a process in worker mode. They are set by
 // the driver (embedded workers) or by poolworker, never by hand.
 const (
-	envMode     = "MP_WORKER"          // "tcp": dial the driver; "fd": use an inherited connection
-	envAddr     = "MP_WORKER_ADDR"     // tcp: the driver's address
-	envToken    = "MP_WORKER_TOKEN"    // tcp: the pool's one-off token
-	envFD       = "MP_WORKER_FD"       // fd: the connection's file descriptor
-	envCapacity = "MP_WORKER_CAPACITY" // chunks run at once
+	envMode     = "MP_WORKER"            // "tcp": dial the driver; "fd": use an inherited connection
+	envAddr     = "MP_WORKER_ADDR"       // tcp: the driver's address
+	envToken    = "MP_WORKER_TOKEN"      // tcp: the pool's one-off token
+	envFD       = "MP_WORKER_FD"         // fd: the connection's file descriptor
+	envCapacity = "MP_WORKER_CAPACITY"   // chunks run at once
+	envStarted  = "MP_WORKER_STARTED_FD" // fd: a pipe on which to say WorkerMain was reached
 )
 
 // stuckGrace is how long a worker whose driver is gone waits for running
@@ -56,8 +57,15 @@ func WorkerMain() {
 	if mode == "" {
 		return
 	}
-	for _, k := range []string{envMode, envAddr, envToken, envFD, envCapacity} {
+	for _, k := range []string{envMode, envAddr, envToken, envFD, envCapacity, envStarted} {
 		defer os.Unsetenv(k)
+	}
+	if fd, err := strconv.Atoi(os.Getenv(envStarted)); err == nil {
+		// Tell poolworker this process reached WorkerMain: it then lets
+		// the process be, instead of reporting it exited or stuck.
+		f := os.NewFile(uintptr(fd), "mp-started")
+		f.Write([]byte{1})
+		f.Close()
 	}
 	capacity := 1
 	if c, err := strconv.Atoi(os.Getenv(envCapacity)); err == nil && c > 0 {
