@@ -3,7 +3,6 @@
 package main
 
 import (
-	"slices"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,6 +14,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -113,7 +113,7 @@ func block(ctx context.Context, flag string) (int, error) {
 const (
 	envDriver  = "POOLWORKER_TEST_DRIVER"   // the poolworker's address
 	envNewOnly = "POOLWORKER_TEST_NEW_ONLY" // the poolworker's address
-	envFlag   = "POOLWORKER_TEST_FLAG"   // file that says a chunk runs
+	envFlag    = "POOLWORKER_TEST_FLAG"     // file that says a chunk runs
 )
 
 // blockedDriver is a driver process: it runs block(flag) on the poolworker
