@@ -248,7 +248,7 @@ func registered(fnv any, ptr uintptr, shape string) (*Func, error) {
 	case why != "":
 		return nil, fmt.Errorf("%w: %s is %s, which cannot run in another process; use a top-level function and register it", ErrNotRegistered, name, why)
 	case !inMainModule(name):
-		return nil, fmt.Errorf("%w: %s belongs to another module%s (or register it there, as `pool.Must%s(%s)`)", ErrNotRegistered, name, wrap, shape, name)
+		return nil, fmt.Errorf("%w: %s belongs to another module%s", ErrNotRegistered, name, wrap)
 	}
 	return nil, fmt.Errorf("%w: %s; add `pool.Must%s(%s)` to an init function of its package", ErrNotRegistered, name, shape, shortName(name))
 }
@@ -303,12 +303,32 @@ func notTopLevel(name string) string {
 	switch {
 	case strings.HasSuffix(base, "-fm"):
 		return "a method value (it carries its receiver)"
-	case strings.Contains(base, ".func") || strings.Contains(base, ".gowrap"):
+	case isClosureName(base[strings.Index(base, ".")+1:]):
 		return "a closure (a function literal)"
 	case strings.Contains(base, "["):
 		return "an instantiated generic function"
 	}
 	return ""
+}
+
+// isClosureName reports whether rest, a function's name after its
+// package, is a function literal's ("outer.func1", "outer.gowrap2"), as
+// opposed to a top-level function that happens to be called func2.
+func isClosureName(rest string) bool {
+	for _, marker := range []string{".func", ".gowrap"} {
+		for i := strings.Index(rest, marker); i >= 0; {
+			j := i + len(marker)
+			if j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+				return true
+			}
+			k := strings.Index(rest[j:], marker)
+			if k < 0 {
+				break
+			}
+			i = j + k
+		}
+	}
+	return false
 }
 
 func shortName(name string) string {

@@ -54,6 +54,8 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"MapHuge", s.mapHuge},
 		{"MapChunksizes", s.mapChunksizes},
 		{"StructArguments", s.structArgs},
+		{"RoundTrip", s.roundTrip},
+		{"RoundTripFailures", s.roundTripFailures},
 		{"MapError", s.mapError},
 		{"MapPanic", s.mapPanic},
 		{"ApplyForms", s.applyForms},
