@@ -345,13 +345,33 @@ func buildSlice(t reflect.Type, b map[reflect.Type]*codecs) (encFunc, decFunc) {
 			if err != nil {
 				return err
 			}
-			s := reflect.MakeSlice(t, n, n)
-			if err := decElems(d, ec, s, depth); err != nil {
-				return err
+			if depth >= maxDepth {
+				return tooDeep()
+			}
+			s := reflect.New(t).Elem()
+			s.Set(reflect.MakeSlice(t, 0, min(n, prealloc)))
+			for i := range n {
+				grow(s)
+				if err := ec.dec(d, s.Index(i), depth+1); err != nil {
+					return at(fmt.Sprintf("[%d]", i), err)
+				}
 			}
 			v.Set(s)
 			return nil
 		}
+}
+
+// prealloc bounds the items made before they are read: a length is only a
+// claim until its items have decoded (every item takes a byte or more, so
+// a false claim ends at the end of the input, after as many items).
+const prealloc = 1024
+
+// grow adds a zero item to s, an addressable slice.
+func grow(s reflect.Value) {
+	if s.Len() == s.Cap() {
+		s.Grow(1)
+	}
+	s.SetLen(s.Len() + 1)
 }
 
 func buildArray(t reflect.Type, b map[reflect.Type]*codecs) (encFunc, decFunc) {
@@ -432,7 +452,7 @@ func buildMap(t reflect.Type, b map[reflect.Type]*codecs) (encFunc, decFunc) {
 			if err != nil {
 				return err
 			}
-			m := reflect.MakeMapWithSize(t, n)
+			m := reflect.MakeMapWithSize(t, min(n, prealloc))
 			k, x := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
 			for range n {
 				k.SetZero()

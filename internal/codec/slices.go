@@ -118,11 +118,9 @@ func DecodeSlice(d *msgpack.Decoder, ptr any) error {
 	}
 	s := pv.Elem()
 	if s.IsNil() {
-		s.Set(reflect.MakeSlice(s.Type(), 0, n))
+		s.Set(reflect.MakeSlice(s.Type(), 0, min(n, prealloc)))
 	}
 	start := s.Len()
-	s.Grow(n)
-	s.SetLen(start + n)
 	c := codecFor(s.Type().Elem())
 	i := 0
 	defer func() {
@@ -132,6 +130,7 @@ func DecodeSlice(d *msgpack.Decoder, ptr any) error {
 		}
 	}()
 	for ; i < n; i++ {
+		grow(s)
 		if err := c.dec(d, s.Index(start+i), 0); err != nil {
 			s.SetLen(start + i)
 			return &ItemError{Index: i, Err: wrapDecode(err)}
@@ -173,7 +172,7 @@ func decodeEach[E any](d *msgpack.Decoder, p *[]E, get func(*msgpack.Decoder) (E
 	}
 	s := *p
 	if s == nil {
-		s = make([]E, 0, n)
+		s = make([]E, 0, min(n, prealloc))
 	}
 	for i := range n {
 		x, err := get(d)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mpgo/mp/internal/codec"
@@ -234,5 +235,87 @@ func TestDecodeHeadersMalformed(t *testing.T) {
 				t.Errorf("DecodeResultHeader: %v; want ok=%v", err, tt.resOK)
 			}
 		})
+	}
+}
+
+// Items that do not fit in one frame: SendRun sends as many as fit and
+// says how many; SendResult sends ResultParts, then the Result, and the
+// parts decode, appended, into the whole.
+func TestItemsSplitByBytes(t *testing.T) {
+	const max = 4096
+	var buf bytes.Buffer
+	c := NewCodec(&buf, max)
+	items := make([]string, 10)
+	for i := range items {
+		items[i] = strings.Repeat(string(rune('a'+i)), 1000)
+	}
+	var got []string
+	for from := 0; from < len(items); {
+		n, err := c.SendRun(uint64(from), "f", items, from, len(items))
+		if err != nil || n < 1 {
+			t.Fatalf("SendRun from %d: %d, %v", from, n, err)
+		}
+		k, body, err := c.Recv()
+		if err != nil || k != KindRun || len(body) > max {
+			t.Fatalf("Recv: %v, %d bytes, %v", k, len(body), err)
+		}
+		dec := c.Decoder(body)
+		if _, _, err := DecodeRunHeader(dec); err != nil {
+			t.Fatal(err)
+		}
+		if err := codec.DecodeSlice(dec, &got); err != nil {
+			t.Fatal(err)
+		}
+		from += n
+	}
+	if !reflect.DeepEqual(got, items) {
+		t.Fatalf("the Runs carried %d items, want the 10 sent", len(got))
+	}
+	rerr := &RemoteError{Kind: ErrKindError, Index: 9, Message: "last"}
+	if err := c.SendResult(7, rerr, items); err != nil {
+		t.Fatal(err)
+	}
+	var res []string
+	for {
+		k, body, err := c.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := c.Decoder(body)
+		id, e, err := DecodeResultHeader(dec)
+		if err != nil || id != 7 {
+			t.Fatalf("%v: id %d, %v", k, id, err)
+		}
+		if err := codec.DecodeSlice(dec, &res); err != nil {
+			t.Fatal(err)
+		}
+		if k == KindResult {
+			if e == nil || e.Index != 9 {
+				t.Fatalf("Result's error: %+v", e)
+			}
+			break
+		}
+		if k != KindResultPart {
+			t.Fatalf("got %v", k)
+		}
+	}
+	if !reflect.DeepEqual(res, items) {
+		t.Fatalf("the parts carried %d items, want the 10 sent", len(res))
+	}
+	// Nil and empty results are one Result each, kept apart.
+	for _, r := range []any{nil, []string{}} {
+		if err := c.SendResult(8, nil, r); err != nil {
+			t.Fatal(err)
+		}
+		k, body, err := c.Recv()
+		if err != nil || k != KindResult {
+			t.Fatalf("%v %v", k, err)
+		}
+		dec := c.Decoder(body)
+		DecodeResultHeader(dec)
+		var out []string
+		if err := codec.DecodeSlice(dec, &out); err != nil || (r == nil) != (out == nil) {
+			t.Fatalf("results %#v came back as %#v (%v)", r, out, err)
+		}
 	}
 }
