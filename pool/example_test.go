@@ -227,3 +227,68 @@ func ExampleRegister() {
 	// true github.com/mpgo/mp/pool_test.cube
 	// true
 }
+
+// A shape stored in an interface field: to cross to a cluster worker with
+// its type, each concrete type is registered.
+type Shape interface{ Area() float64 }
+
+type Rect struct{ W, H float64 }
+
+func (r Rect) Area() float64 { return r.W * r.H }
+
+type Circle struct{ R float64 }
+
+func (c Circle) Area() float64 { return 3 * c.R * c.R }
+
+type Measured struct {
+	Shape Shape
+	Area  float64
+}
+
+func measure(s Shape) Measured { return Measured{s, s.Area()} }
+
+func init() {
+	pool.MustRegisterType[Rect]()
+	pool.MustRegisterType[Circle]()
+	pool.MustRegister(measure)
+}
+
+func ExampleRegisterType() {
+	// CheckEncoding(true) makes this local pool encode values as a cluster
+	// pool would (it is the default under go test).
+	p, err := local.New(pool.CheckEncoding(true))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	ms, err := pool.Map(context.Background(), p, measure, []Shape{Rect{2, 3}, Circle{1}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range ms {
+		fmt.Printf("%T %v\n", m.Shape, m.Area)
+	}
+	// Output:
+	// pool_test.Rect 6
+	// pool_test.Circle 3
+}
+
+type secret struct{ V int }
+
+func (s secret) Area() float64 { return 0 }
+
+func ExampleErrEncoding() {
+	p, err := local.New(pool.CheckEncoding(true))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	// secret is not registered: a cluster could not send it, so neither
+	// does a local pool that checks encoding.
+	_, err = pool.Map(context.Background(), p, measure, []Shape{Rect{1, 1}, secret{}})
+	var te *pool.TaskError
+	fmt.Println(errors.Is(err, pool.ErrEncoding), errors.As(err, &te) && te.Index == 1)
+	// Output: true true
+}

@@ -243,7 +243,9 @@ func handshake(t *testing.T, conn net.Conn) {
 func TestHandover(t *testing.T) {
 	t.Setenv("MP_TOKEN", "secret")
 	s := startServer(t, nil)
-	exe := []byte("#!/bin/sh\nprintf '%s %s %s %s %s' \"$MP_WORKER\" \"$MP_WORKER_FD\" \"$MP_WORKER_CAPACITY\" \"${MP_TOKEN-unset}\" \"$*\" >&3\n")
+	// A worker process says on descriptor 4 that it started, as
+	// cluster.WorkerMain does.
+	exe := []byte("#!/bin/sh\nprintf . >&4; exec 4>&-\nprintf '%s %s %s %s %s' \"$MP_WORKER\" \"$MP_WORKER_FD\" \"$MP_WORKER_CAPACITY\" \"${MP_TOKEN-unset}\" \"$*\" >&3\n")
 	const want = "fd 3 2 unset "
 	c := mustDial(t, s.addr)
 	if uploaded, err := c.install(exe); err != nil || !uploaded {
@@ -368,8 +370,8 @@ func TestDriverVanishes(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	s := startServer(t, nil)
 	// One that exits on SIGTERM, one that ignores it and starts another.
-	obeys := []byte("#!/bin/sh\nexec sleep 30\n")
-	ignores := []byte("#!/bin/sh\ntrap '' TERM\nsleep 30 &\necho $! >&3\nwait\n")
+	obeys := []byte("#!/bin/sh\nprintf . >&4; exec 4>&-\nexec sleep 30\n")
+	ignores := []byte("#!/bin/sh\nprintf . >&4; exec 4>&-\ntrap '' TERM\nsleep 30 &\necho $! >&3\nwait\n")
 	c1 := mustDial(t, s.addr)
 	if _, err := c1.install(obeys); err != nil {
 		t.Fatal(err)
