@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // An AsyncResult is the handle of a call started by [MapAsync] or
@@ -10,6 +11,7 @@ import (
 // use.
 type AsyncResult[R any] struct {
 	done chan struct{}
+	seq  uint64 // when it finished, in the order of finishSeq; set before done closes
 
 	mu        sync.Mutex
 	finished  bool
@@ -29,8 +31,14 @@ func (a *AsyncResult[R]) set(v R, err error) {
 	for _, cb := range cbs {
 		cb(v, err)
 	}
+	a.seq = finishSeq.Add(1)
 	close(a.done)
 }
+
+// finishSeq orders the finishing of AsyncResults, for Wait.
+var finishSeq atomic.Uint64
+
+func (a *AsyncResult[R]) finishedAt() uint64 { return a.seq }
 
 // Get waits for the call to finish and returns its result, or returns
 // ctx.Err() if ctx is done first (the call goes on).

@@ -70,6 +70,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"ImapError", s.imapError},
 		{"Async", s.async},
 		{"AsyncCallbacks", s.asyncCallbacks},
+		{"Wait", s.wait},
 		{"ConcurrentCallers", s.concurrent},
 		{"Initializer", s.initializer},
 		{"MaxTasksPerWorker", s.maxTasks},
