@@ -326,7 +326,23 @@ func (k *chunk[T, R]) runChecked(ctx context.Context, stop *atomic.Bool) (int, e
 		return 0, encodingError("result", rerr)
 	}
 	copy(k.out, out)
-	return n, err
+	return n, crossError(err)
+}
+
+// crossError changes a function's error as crossing to another process
+// does: it keeps its message, and its identity only where registered (see
+// RegisterError). Panics and the context's own errors keep theirs.
+func crossError(err error) error {
+	te, ok := err.(*TaskError)
+	if !ok || te.Err == context.Canceled || te.Err == context.DeadlineExceeded {
+		return err
+	}
+	if _, panicked := te.Err.(*PanicError); panicked {
+		return err
+	}
+	names, typed := codec.EncodeError(te.Err)
+	te.Err = codec.DecodeError(te.Err.Error(), names, typed)
+	return te
 }
 
 // encodingError makes an encoding error of one item a *TaskError naming

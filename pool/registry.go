@@ -190,6 +190,48 @@ func MustRegisterType[T any]() {
 	}
 }
 
+// RegisterError lets err, a sentinel error value such as
+// `var ErrNotFound = errors.New("not found")`, keep its identity on the
+// cluster: when a function's error wraps it (returns it, or
+// fmt.Errorf("…: %w", ErrNotFound)), errors.Is(callErr, ErrNotFound) holds
+// for the caller as on a local pool. Other errors cross as their message.
+// context.Canceled, context.DeadlineExceeded and ErrEncoding need no
+// registration. Call it from an init function; registering it again does
+// nothing. Two different errors of the same type and message cannot both be
+// registered.
+func RegisterError(err error) error {
+	if err := codec.RegisterError(err); err != nil {
+		return fmt.Errorf("pool.RegisterError: %w", err)
+	}
+	return nil
+}
+
+// MustRegisterError is like [RegisterError] but panics on error.
+func MustRegisterError(err error) {
+	if err := RegisterError(err); err != nil {
+		panic(err)
+	}
+}
+
+// RegisterErrorType lets errors of type E (such as *MyError, with exported
+// fields) cross to the caller with their type and fields, wherever they are
+// in a function's error chain: errors.As finds them on the cluster as on a
+// local pool. E's fields must cross (see [Register]).
+func RegisterErrorType[E error]() error {
+	t := reflect.TypeFor[E]()
+	if err := codec.RegisterErrorType(t); err != nil {
+		return fmt.Errorf("pool.RegisterErrorType[%v]: %w", t, err)
+	}
+	return nil
+}
+
+// MustRegisterErrorType is like [RegisterErrorType] but panics on error.
+func MustRegisterErrorType[E error]() {
+	if err := RegisterErrorType[E](); err != nil {
+		panic(err)
+	}
+}
+
 // Lookup returns the function registered under name.
 func Lookup(name string) (*Func, bool) {
 	reg.mu.RLock()

@@ -67,6 +67,12 @@ type RemoteError struct {
 	Index   int    // within the chunk
 	Message string
 	Stack   string // panics only
+	// Is names the registered sentinel errors the error wraps, and Typed
+	// holds its chain's values of registered error types (see
+	// codec.EncodeError), so that errors.Is and errors.As hold on the
+	// driver. Both are empty for errors that wrap nothing registered.
+	Is    []string
+	Typed []byte
 }
 
 // RemoteError kinds.

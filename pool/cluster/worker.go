@@ -372,6 +372,8 @@ func toRemote(err error) *wire.RemoteError {
 			r.Kind = wire.ErrKindCanceled
 		case te.Err == context.DeadlineExceeded:
 			r.Kind = wire.ErrKindDeadline
+		default:
+			r.Is, r.Typed = codec.EncodeError(te.Err)
 		}
 	}
 	return r
@@ -387,7 +389,7 @@ func fromRemote(r *wire.RemoteError, worker string) error {
 	case wire.ErrKindDeadline:
 		return &pool.TaskError{Index: r.Index, Err: context.DeadlineExceeded}
 	case wire.ErrKindError:
-		return &pool.TaskError{Index: r.Index, Err: errors.New(r.Message)}
+		return &pool.TaskError{Index: r.Index, Err: codec.DecodeError(r.Message, r.Is, r.Typed)}
 	case wire.ErrKindDecode, wire.ErrKindEncode:
 		return &pool.TaskError{Index: r.Index, Err: fmt.Errorf("%w: worker %s: %s", pool.ErrEncoding, worker, r.Message)}
 	case wire.ErrKindUnknown:

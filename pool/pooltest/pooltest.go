@@ -71,6 +71,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"Async", s.async},
 		{"AsyncCallbacks", s.asyncCallbacks},
 		{"Wait", s.wait},
+		{"RegisteredErrors", s.registeredErrors},
 		{"ConcurrentCallers", s.concurrent},
 		{"Initializer", s.initializer},
 		{"MaxTasksPerWorker", s.maxTasks},
