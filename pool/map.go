@@ -28,6 +28,28 @@ func MapCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (
 	return mapSlice(ctx, p, typed[T, R]{ctxf: fn}, items, opts)
 }
 
+// ForEach calls fn on every item, for functions with no result, as Map
+// does, and returns the first error (see the package doc). On the cluster
+// fn is registered with [RegisterEach].
+func ForEach[T any](ctx context.Context, p Pool, fn func(T), items []T, opts ...CallOption) error {
+	return forEach(ctx, p, each[T](fn), items, opts)
+}
+
+// ForEachErr is [ForEach] for functions that return an error.
+func ForEachErr[T any](ctx context.Context, p Pool, fn func(T) error, items []T, opts ...CallOption) error {
+	return forEach(ctx, p, each[T](fn), items, opts)
+}
+
+// ForEachCtx is [ForEach] for functions that take a context.
+func ForEachCtx[T any](ctx context.Context, p Pool, fn func(context.Context, T) error, items []T, opts ...CallOption) error {
+	return forEach(ctx, p, each[T](fn), items, opts)
+}
+
+func forEach[T any](ctx context.Context, p Pool, f typed[T, struct{}], items []T, opts []CallOption) error {
+	_, err := mapSlice(ctx, p, f, items, opts)
+	return err
+}
+
 // Apply calls fn(arg) on a worker and returns its result, as Python's
 // Pool.apply. An error is a [*TaskError] with Index 0. It costs a chunk of
 // one item: about a microsecond on the local backend, a round trip (about

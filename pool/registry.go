@@ -118,6 +118,52 @@ func RegisterCtx[T, R any](fn func(context.Context, T) (R, error)) error {
 	return register(fn, typed[T, R]{ctxf: fn})
 }
 
+// RegisterEach is [Register] for functions with no result, run by
+// [ForEach].
+func RegisterEach[T any](fn func(T)) error {
+	if fn == nil {
+		return fmt.Errorf("pool.RegisterEach: nil function")
+	}
+	return register(fn, each[T](fn))
+}
+
+// RegisterEachErr is [RegisterEach] for functions that return an error.
+func RegisterEachErr[T any](fn func(T) error) error {
+	if fn == nil {
+		return fmt.Errorf("pool.RegisterEachErr: nil function")
+	}
+	return register(fn, each[T](fn))
+}
+
+// RegisterEachCtx is [RegisterEach] for functions that take a context.
+func RegisterEachCtx[T any](fn func(context.Context, T) error) error {
+	if fn == nil {
+		return fmt.Errorf("pool.RegisterEachCtx: nil function")
+	}
+	return register(fn, each[T](fn))
+}
+
+// MustRegisterEach is like [RegisterEach] but panics on error.
+func MustRegisterEach[T any](fn func(T)) {
+	if err := RegisterEach(fn); err != nil {
+		panic(err)
+	}
+}
+
+// MustRegisterEachErr is like [RegisterEachErr] but panics on error.
+func MustRegisterEachErr[T any](fn func(T) error) {
+	if err := RegisterEachErr(fn); err != nil {
+		panic(err)
+	}
+}
+
+// MustRegisterEachCtx is like [RegisterEachCtx] but panics on error.
+func MustRegisterEachCtx[T any](fn func(context.Context, T) error) {
+	if err := RegisterEachCtx(fn); err != nil {
+		panic(err)
+	}
+}
+
 // MustRegister is like [Register] but panics on error; it suits
 // package-level variable declarations and init functions.
 func MustRegister[T, R any](fn func(T) R) {

@@ -13,9 +13,40 @@ type typed[T, R any] struct {
 	plain func(T) R
 	errf  func(T) (R, error)
 	ctxf  func(context.Context, T) (R, error)
+	// For functions with no result (ForEach), the user's function, by
+	// which the call is named and registered, and its Register function.
+	orig any
+	reg  string
+}
+
+// each adapts f, a function with no result of one of the three shapes, to
+// one whose result is struct{} (nothing on the wire).
+func each[T any](fn any) typed[T, struct{}] {
+	var t typed[T, struct{}]
+	switch f := fn.(type) {
+	case func(T):
+		if f != nil {
+			t.plain, t.reg = func(x T) struct{} { f(x); return struct{}{} }, "RegisterEach"
+		}
+	case func(T) error:
+		if f != nil {
+			t.errf, t.reg = func(x T) (struct{}, error) { return struct{}{}, f(x) }, "RegisterEachErr"
+		}
+	case func(context.Context, T) error:
+		if f != nil {
+			t.ctxf, t.reg = func(ctx context.Context, x T) (struct{}, error) { return struct{}{}, f(ctx, x) }, "RegisterEachCtx"
+		}
+	}
+	if t.reg != "" {
+		t.orig = fn
+	}
+	return t
 }
 
 func (t typed[T, R]) value() any {
+	if t.orig != nil {
+		return t.orig
+	}
 	switch {
 	case t.plain != nil:
 		return t.plain
@@ -26,6 +57,9 @@ func (t typed[T, R]) value() any {
 }
 
 func (t typed[T, R]) shape() string {
+	if t.reg != "" {
+		return t.reg
+	}
 	switch {
 	case t.plain != nil:
 		return "Register"

@@ -59,6 +59,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"MapError", s.mapError},
 		{"MapPanic", s.mapPanic},
 		{"ApplyForms", s.applyForms},
+		{"ForEach", s.forEach},
 		{"CancelStopsCall", s.cancel},
 		{"CancelReachesFunction", s.cancelReaches},
 		{"DeadlineBeforeStart", s.deadlineBeforeStart},
