@@ -104,7 +104,9 @@ func prepareMap[T, R any](ctx context.Context, p Pool, f typed[T, R], items []T,
 	return func() ([]R, error) {
 		defer c.end()
 		out := make([]R, len(items))
-		cs := newCallConfig(opts).chunksize
+		cfg := newCallConfig(opts)
+		c.keepGoing = cfg.keepGoing
+		cs := cfg.chunksize
 		w := max(p.Workers(), 1)
 		// Guided chunks: ⌈remaining/(4×workers)⌉, Python's size for the
 		// first chunk, shrinking as the input runs out so that the workers
@@ -130,6 +132,9 @@ func prepareMap[T, R any](ctx context.Context, p Pool, f typed[T, R], items []T,
 		}
 		if err := c.wait(ctx); err != nil {
 			return nil, err
+		}
+		if err := c.itemErrors(); err != nil {
+			return out, err
 		}
 		return out, nil
 	}

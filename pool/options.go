@@ -145,6 +145,7 @@ type CallOption func(*callConfig)
 
 type callConfig struct {
 	chunksize int
+	keepGoing bool
 }
 
 // Chunksize sets how many items travel to a worker together. Larger chunks
@@ -155,6 +156,17 @@ type callConfig struct {
 // starts at 1 and doubles while chunks run in under 500µs, up to 1024.
 func Chunksize(n int) CallOption {
 	return func(c *callConfig) { c.chunksize = n }
+}
+
+// KeepGoing makes a Map (or MapAsync, or ForEach) run every item however
+// many fail, as conc's iter.MapErr: it returns all the results, the zero
+// value at each item that failed, and the errors of all the items that
+// failed, joined (errors.Join) in input order, each a [*TaskError]. Without
+// it, a call ends at its first error and returns no results. Faults that
+// are not an item's own (a cancelled context, a terminated pool, a worker
+// lost past its retries) still end the call. Imap does not take it.
+func KeepGoing() CallOption {
+	return func(c *callConfig) { c.keepGoing = true }
 }
 
 func newCallConfig(opts []CallOption) callConfig {

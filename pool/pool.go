@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ type taskImpl interface {
 	run(ctx context.Context, stop *atomic.Bool) (int, error)
 	runChecked(ctx context.Context, stop *atomic.Bool) (int, error)
 	args() any
+	rest(from int) taskImpl // the items from index from on, or nil
 	newResults() any
 	setResults(res any) (int, error)
 	base() int
@@ -173,6 +175,11 @@ type call struct {
 	mu  sync.Mutex
 	err error
 
+	// keepGoing: an item's error does not end the call; errs collects
+	// them, and the rest of the item's chunk is submitted again.
+	keepGoing bool
+	errs      []*TaskError
+
 	fnPtr  uintptr
 	fnVal  any
 	shape  string
@@ -252,10 +259,21 @@ func (c *call) taskDone(t *Task, err error) {
 		if errors.As(err, &te) && te.Func == "" {
 			te.Func = c.name()
 		}
+		rel := -1
 		if te != nil {
+			rel = te.Index
 			te.Index += t.impl.base()
 		}
-		c.fail(err)
+		if c.keepGoing && te != nil && err == error(te) && !c.stop.Load() {
+			c.mu.Lock()
+			c.errs = append(c.errs, te)
+			c.mu.Unlock()
+			if rest := t.impl.rest(rel + 1); rest != nil {
+				c.resubmit(&Task{c: c, impl: rest})
+			}
+		} else {
+			c.fail(err)
+		}
 	}
 	if c.onDone != nil {
 		c.onDone(t, err)
@@ -279,6 +297,36 @@ func (c *call) submit(t *Task) error {
 		return err
 	}
 	return nil
+}
+
+// resubmit submits t, the rest of a chunk whose item failed, from the
+// goroutine that finished the chunk, which may be a worker: so it counts t
+// as pending at once, and submits it from a goroutine of its own.
+func (c *call) resubmit(t *Task) {
+	c.pending.Add(1)
+	t.sent = time.Now()
+	go func() {
+		if err := c.p.Submit(c.ctx, t); err != nil {
+			c.fail(err)
+			c.release()
+		}
+	}()
+}
+
+// itemErrors returns the errors KeepGoing collected, joined in input
+// order, or nil.
+func (c *call) itemErrors() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errs) == 0 {
+		return nil
+	}
+	slices.SortFunc(c.errs, func(a, b *TaskError) int { return a.Index - b.Index })
+	errs := make([]error, len(c.errs))
+	for i, e := range c.errs {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
 }
 
 // wait waits for every submitted task, the call's failure, or ctx. It
@@ -355,7 +403,15 @@ func encodingError(what string, err error) error {
 	return fmt.Errorf("the %s cannot cross to another process: %w", what, err)
 }
 
-func (k *chunk[T, R]) args() any       { return k.in }
+func (k *chunk[T, R]) args() any { return k.in }
+
+func (k *chunk[T, R]) rest(from int) taskImpl {
+	if from >= len(k.in) {
+		return nil
+	}
+	return &chunk[T, R]{f: k.f, in: k.in[from:], out: k.out[from:], off: k.off + from}
+}
+
 func (k *chunk[T, R]) newResults() any { return new([]R) }
 func (k *chunk[T, R]) base() int       { return k.off }
 func (k *chunk[T, R]) size() int       { return len(k.in) }

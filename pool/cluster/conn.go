@@ -55,6 +55,7 @@ type flight struct {
 	stop     func() bool // stops the cancel hook
 	res      any         // results received so far, a *[]R
 	resErr   error       // why results could not be decoded
+	err      error       // how a part of a split task ended
 	parts    *parts      // set when the task was split across flights
 }
 
@@ -66,7 +67,8 @@ type parts struct {
 }
 
 // finish completes f's task with f's results and err, or, for a part of a
-// split task, once every part is answered.
+// split task, once every part is answered: with the results of the parts
+// in order, up to the first part that failed, and its error.
 func (f *flight) finish(err error) {
 	if err != nil {
 		var te *pool.TaskError
@@ -74,12 +76,13 @@ func (f *flight) finish(err error) {
 			te.Index += f.lo
 		}
 	}
-	if f.parts == nil || err != nil {
+	if f.parts == nil {
 		f.t.Complete(f.res, err)
 		return
 	}
 	ps := f.parts
 	ps.mu.Lock()
+	f.err = err
 	ps.got = append(ps.got, f)
 	ps.answered += f.hi - f.lo
 	all := ps.answered == f.t.Len()
@@ -93,6 +96,10 @@ func (f *flight) finish(err error) {
 	for _, g := range got {
 		if g.res != nil {
 			joined = reflect.AppendSlice(joined, reflect.ValueOf(g.res).Elem())
+		}
+		if g.err != nil {
+			f.t.Complete(joined.Interface(), g.err)
+			return
 		}
 	}
 	f.t.Complete(joined.Interface(), nil)

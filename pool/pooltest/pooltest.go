@@ -60,6 +60,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"MapPanic", s.mapPanic},
 		{"ApplyForms", s.applyForms},
 		{"ForEach", s.forEach},
+		{"KeepGoing", s.keepGoing},
 		{"CancelStopsCall", s.cancel},
 		{"CancelReachesFunction", s.cancelReaches},
 		{"DeadlineBeforeStart", s.deadlineBeforeStart},
