@@ -87,12 +87,18 @@ func imap[T, R any](ctx context.Context, p Pool, f typed[T, R], seq iter.Seq[T],
 			yield(zero, errNilSeq)
 			return
 		}
+		if cfg.keepGoing {
+			yield(zero, configError("pool.KeepGoing is for Map, MapAsync and ForEach, not Imap"))
+			return
+		}
 		c, err := begin(ctx, p, f)
 		if err != nil {
 			yield(zero, err)
 			return
 		}
 		defer c.end()
+		c.progress = startProgress(cfg.progress, 0)
+		defer c.progress.end()
 		m := &imapper[T, R]{
 			c:       c,
 			f:       &f,
@@ -172,6 +178,7 @@ func (m *imapper[T, R]) submit() bool {
 		return false
 	}
 	in := m.buf
+	m.c.progress.read(len(in))
 	t := &Task{c: m.c, impl: &chunk[T, R]{f: m.f, in: in, out: make([]R, len(in)), off: m.offset}}
 	m.offset += len(in)
 	if m.c.submit(t) != nil {

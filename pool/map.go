@@ -106,6 +106,8 @@ func prepareMap[T, R any](ctx context.Context, p Pool, f typed[T, R], items []T,
 		out := make([]R, len(items))
 		cfg := newCallConfig(opts)
 		c.keepGoing = cfg.keepGoing
+		c.progress = startProgress(cfg.progress, len(items))
+		defer c.progress.end()
 		cs := cfg.chunksize
 		w := max(p.Workers(), 1)
 		// Guided chunks: ⌈remaining/(4×workers)⌉, Python's size for the

@@ -146,6 +146,7 @@ type CallOption func(*callConfig)
 type callConfig struct {
 	chunksize int
 	keepGoing bool
+	progress  func(done, total int)
 }
 
 // Chunksize sets how many items travel to a worker together. Larger chunks

@@ -180,6 +180,8 @@ type call struct {
 	keepGoing bool
 	errs      []*TaskError
 
+	progress *progress // nil without the Progress option
+
 	fnPtr  uintptr
 	fnVal  any
 	shape  string
@@ -254,6 +256,9 @@ func (c *call) taskDone(t *Task, err error) {
 	if !c.quick.Load() && time.Since(t.sent) < quickChunk {
 		c.quick.Store(true)
 	}
+	if err == nil {
+		c.progress.add(t.impl.size())
+	}
 	if err != nil && err != errStopped {
 		var te *TaskError
 		if errors.As(err, &te) && te.Func == "" {
@@ -268,6 +273,7 @@ func (c *call) taskDone(t *Task, err error) {
 			c.mu.Lock()
 			c.errs = append(c.errs, te)
 			c.mu.Unlock()
+			c.progress.add(rel + 1)
 			if rest := t.impl.rest(rel + 1); rest != nil {
 				c.resubmit(&Task{c: c, impl: rest})
 			}

@@ -61,6 +61,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"ApplyForms", s.applyForms},
 		{"ForEach", s.forEach},
 		{"KeepGoing", s.keepGoing},
+		{"Progress", s.progress},
 		{"CancelStopsCall", s.cancel},
 		{"CancelReachesFunction", s.cancelReaches},
 		{"DeadlineBeforeStart", s.deadlineBeforeStart},
