@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mpgo/mp/internal/codec"
+	"github.com/mpgo/mp/internal/objects"
 )
 
 // Pool is a set of workers, implemented by each backend. Programs call the
@@ -208,6 +209,11 @@ func begin[T, R any](ctx context.Context, p Pool, f typed[T, R]) (*call, error) 
 		return nil, err
 	}
 	c := &call{p: p, done: make(chan struct{}), fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
+	if s := objects.Of(p); s != nil {
+		// Functions that take a context learn their pool's store: a Ref
+		// of another pool fails there as on a cluster worker.
+		ctx = objects.WithStore(ctx, s.ID())
+	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.pending.Store(1)
 	return c, nil

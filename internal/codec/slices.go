@@ -221,3 +221,14 @@ func DecodeBytes(b []byte, ptr any) error {
 	d := msgpack.NewDecoder(bytes.NewReader(b))
 	return DecodeSlice(d, ptr)
 }
+
+// EncodeBytes encodes s, a slice, as EncodeSlice does, into new bytes.
+func EncodeBytes(s any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	if err := EncodeSlice(enc, s); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -41,11 +41,14 @@ const (
 	KindRetire     Kind = 9  // worker → driver: Retire; no new chunks please
 	KindError      Kind = 10 // either way: ErrorMsg, then close
 	KindResultPart Kind = 11 // worker → driver: results that precede a Result
-	maxKind        Kind = KindResultPart
+	KindGet        Kind = 12 // worker → driver: Get, the value of a Ref
+	KindObject     Kind = 13 // driver → worker: Object, a piece of it
+	KindForget     Kind = 14 // driver → worker: Forget, a released value
+	maxKind        Kind = KindForget
 )
 
 func (k Kind) String() string {
-	names := [...]string{"invalid", "Setup", "SetupReply", "Binary", "Ready", "Config", "Run", "Cancel", "Result", "Retire", "Error", "ResultPart"}
+	names := [...]string{"invalid", "Setup", "SetupReply", "Binary", "Ready", "Config", "Run", "Cancel", "Result", "Retire", "Error", "ResultPart", "Get", "Object", "Forget"}
 	if int(k) < len(names) {
 		return names[k]
 	}

@@ -44,6 +44,9 @@ var sample = map[Kind]any{
 	KindRetire:     Retire{Reason: "ran 100 tasks"},
 	KindError:      ErrorMsg{Message: "no space left on device"},
 	KindResultPart: []any{uint64(1), nil, []int{1, 4}},
+	KindGet:        Get{Store: 1 << 63, ID: 2},
+	KindObject:     Object{Store: 1 << 63, ID: 2, Total: 3, Piece: []byte{1, 2, 3}},
+	KindForget:     Forget{Store: 1 << 63, ID: 2},
 }
 
 func TestKindString(t *testing.T) {
@@ -158,7 +161,7 @@ func TestFrameRecvErrors(t *testing.T) {
 		{"header only", long(10), 0, io.ErrUnexpectedEOF, "truncated frame"},
 		{"zero length", long(0), 0, ErrMalformed, "empty frame"},
 		{"kind 0", frame(0, []byte{0xc0}), 0, ErrMalformed, "unknown message kind 0"},
-		{"kind 12", frame(maxKind+1, []byte{0xc0}), 0, ErrMalformed, "unknown message kind 12"},
+		{"kind 15", frame(maxKind+1, []byte{0xc0}), 0, ErrMalformed, "unknown message kind 15"},
 		{"kind 255", frame(255, nil), 0, ErrMalformed, "unknown message kind 255"},
 		{"over the limit", frame(KindRun, make([]byte, 100)), 100, ErrFrameTooLarge, "101 bytes, limit 100"},
 		{"2 GiB", long(1 << 31), 0, ErrFrameTooLarge, "2147483648 bytes"},

@@ -43,6 +43,26 @@ type Config struct {
 	HeartbeatMillis   int    // yamux keepalive interval
 	WriteTimeoutMilli int    // yamux write timeout; also the ping's
 	MaxFrame          int
+	Store             uint64 // the ID of the driver's store of pool.Put values
+}
+
+// Get asks the driver for the value of a Ref: value ID of store Store.
+type Get struct {
+	Store, ID uint64
+}
+
+// Object is a piece of a value a worker asked for with Get: Total bytes in
+// all, sent in order; or, with Error set, why it cannot be had.
+type Object struct {
+	Store, ID uint64
+	Error     string
+	Total     int64
+	Piece     []byte
+}
+
+// Forget tells a worker that a value it may have fetched is released.
+type Forget struct {
+	Store, ID uint64
 }
 
 // Cancel asks the worker to cancel the context of chunk ID.

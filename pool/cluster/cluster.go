@@ -49,6 +49,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mpgo/mp/internal/objects"
+	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 )
 
@@ -68,7 +70,8 @@ type Pool struct {
 	exe     string
 
 	life     *pool.Lifecycle
-	members  []*member // set by New
+	objects  *objects.Store // the values of pool.Put
+	members  []*member      // set by New
 	stopOnce sync.Once
 	termOnce sync.Once
 
@@ -117,6 +120,7 @@ func New(opts ...pool.Option) (*Pool, error) {
 		noWorkers: make(chan struct{}),
 	}
 	p.life = pool.NewLifecycle(p.stopMembers)
+	p.objects = objects.NewStore(p, true, p.forget)
 	p.sched.init(p)
 	if len(s.addrs) == 0 {
 		p.token = newToken()
@@ -153,9 +157,21 @@ func New(opts ...pool.Option) (*Pool, error) {
 	}
 	go func() {
 		p.wg.Wait()
+		p.objects.Close()
 		p.life.Exited()
 	}()
 	return p, nil
+}
+
+// forget tells every connected worker that value id of p's store is
+// released, so that those which fetched it drop it.
+func (p *Pool) forget(id uint64) {
+	p.sched.mu.Lock()
+	conns := slices.Clone(p.sched.conns)
+	p.sched.mu.Unlock()
+	for _, w := range conns {
+		w.codec.Send(wire.KindForget, wire.Forget{Store: p.objects.ID(), ID: id})
+	}
 }
 
 // Workers reports how many chunks the pool runs at once: the worker

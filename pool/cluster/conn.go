@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 	"github.com/mpgo/mp/internal/codec"
+	"github.com/mpgo/mp/internal/objects"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 )
@@ -138,6 +139,7 @@ func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string, readyWith
 		HeartbeatMillis:   int(s.heartbeat / time.Millisecond),
 		WriteTimeoutMilli: int(s.heartbeatTimeout / time.Millisecond),
 		MaxFrame:          s.maxFrame,
+		Store:             p.objects.ID(),
 	}
 	if err := boot.Send(wire.KindConfig, cfg); err != nil {
 		return nil, err
@@ -231,6 +233,12 @@ func (w *wconn) read() error {
 			if err := w.result(body, k == wire.KindResultPart); err != nil {
 				return err
 			}
+		case wire.KindGet:
+			var g wire.Get
+			if err := w.codec.Decode(body, &g); err != nil {
+				return err
+			}
+			go w.serveObject(g)
 		case wire.KindRetire:
 			w.mu.Lock()
 			w.retiring = true
@@ -301,6 +309,36 @@ func encodingError(what string, err error, base int) error {
 		return &pool.TaskError{Index: base + ie.Index, Err: fmt.Errorf("cluster: %s cannot cross: %w", what, ie.Err)}
 	}
 	return fmt.Errorf("cluster: %s cannot cross: %w", what, err)
+}
+
+// objectPiece is the largest piece of a value sent in one Object.
+const objectPiece = 1 << 20
+
+// serveObject sends the worker the value of a Ref it asked for, in pieces,
+// or why it cannot.
+func (w *wconn) serveObject(g wire.Get) {
+	s := w.p.objects
+	var b []byte
+	var err error
+	if g.Store != s.ID() {
+		err = fmt.Errorf("%w: the Ref belongs to another pool", objects.ErrReleased)
+	} else {
+		b, err = s.Encoded(g.ID)
+	}
+	if err != nil {
+		w.codec.Send(wire.KindObject, wire.Object{Store: g.Store, ID: g.ID, Error: err.Error()})
+		return
+	}
+	piece := objectPiece
+	if m := w.p.s.maxFrame; m > 0 {
+		piece = min(piece, m/2) // MaxMessage is 1 KiB or more
+	}
+	for off := 0; ; off += piece {
+		end := min(off+piece, len(b))
+		if w.codec.Send(wire.KindObject, wire.Object{Store: g.Store, ID: g.ID, Total: int64(len(b)), Piece: b[off:end]}) != nil || end == len(b) {
+			return
+		}
+	}
 }
 
 func funcName(t *pool.Task) string {

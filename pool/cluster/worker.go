@@ -10,12 +10,14 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/yamux"
 	"github.com/mpgo/mp/internal/codec"
+	"github.com/mpgo/mp/internal/objects"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 	"github.com/vmihailenco/msgpack/v5"
@@ -135,6 +137,8 @@ func serveWorker(conn net.Conn, capacity int) error {
 	}
 	defer sess.Close()
 	w := &worker{sess: sess, cfg: cfg, jobs: make(chan job, 32*capacity+16), running: map[uint64]context.CancelFunc{}}
+	w.fetches = map[[2]uint64]*fetching{}
+	objects.SetFetcher(w.fetch)
 	w.initErr = runInitializer(cfg.Initializer)
 
 	// SIGTERM (sent by poolworker when it drains): take no new chunks,
@@ -191,6 +195,7 @@ func runInitializer(name string) error {
 }
 
 type worker struct {
+	fetches map[[2]uint64]*fetching // values of Refs asked for; guarded by mu
 	sess    *yamux.Session
 	codec   *wire.Codec
 	cfg     wire.Config
@@ -234,6 +239,18 @@ func (w *worker) loop() error {
 			if err := w.start(body); err != nil {
 				return err
 			}
+		case wire.KindObject:
+			var o wire.Object
+			if err := w.codec.Decode(body, &o); err != nil {
+				return err
+			}
+			w.objectPiece(o)
+		case wire.KindForget:
+			var f wire.Forget
+			if err := w.codec.Decode(body, &f); err != nil {
+				return err
+			}
+			objects.Forget(f.Store, f.ID)
 		case wire.KindCancel:
 			var c wire.Cancel
 			if err := w.codec.Decode(body, &c); err != nil {
@@ -288,7 +305,7 @@ func (w *worker) start(body []byte) error {
 	if rerr != nil {
 		return w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, id, rerr, nil) })
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(objects.WithStore(context.Background(), w.cfg.Store))
 	w.mu.Lock()
 	w.running[id] = cancel
 	w.mu.Unlock()
@@ -296,6 +313,64 @@ func (w *worker) start(body []byte) error {
 	// queue never fills, and the read loop never blocks here.
 	w.jobs <- job{id: id, name: name, f: f, args: args, ctx: ctx, cancel: cancel}
 	return nil
+}
+
+// fetching is a value of a Ref asked of the driver and not yet whole.
+type fetching struct {
+	buf  []byte
+	done chan error
+}
+
+// fetch asks the driver for value id of store, and waits for it (see
+// objects.Fetch, which asks once per value).
+func (w *worker) fetch(ctx context.Context, store, id uint64) ([]byte, error) {
+	key := [2]uint64{store, id}
+	f := &fetching{done: make(chan error, 1)}
+	w.mu.Lock()
+	w.fetches[key] = f
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.fetches, key)
+		w.mu.Unlock()
+	}()
+	if err := w.send(wire.KindGet, func(enc *msgpack.Encoder) error { return enc.Encode(wire.Get{Store: store, ID: id}) }); err != nil {
+		return nil, err
+	}
+	select {
+	case err := <-f.done:
+		return f.buf, err
+	case <-w.sess.CloseChan():
+		return nil, errors.New("pool: the driver is gone")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// objectPiece adds a piece of a value to its fetch.
+func (w *worker) objectPiece(o wire.Object) {
+	w.mu.Lock()
+	f := w.fetches[[2]uint64{o.Store, o.ID}]
+	w.mu.Unlock()
+	if f == nil {
+		return
+	}
+	var done error
+	switch {
+	case o.Error == objects.ErrReleased.Error():
+		done = objects.ErrReleased
+	case o.Error != "":
+		done = fmt.Errorf("%w: %s", objects.ErrReleased, strings.TrimPrefix(o.Error, objects.ErrReleased.Error()+": "))
+	default:
+		f.buf = append(f.buf, o.Piece...)
+		if int64(len(f.buf)) < o.Total {
+			return
+		}
+	}
+	select {
+	case f.done <- done:
+	default: // answered already
+	}
 }
 
 // job is a chunk waiting for, or held by, a runner.

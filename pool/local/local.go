@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mpgo/mp/internal/objects"
 	"github.com/mpgo/mp/pool"
 )
 
@@ -51,12 +52,16 @@ func New(opts ...pool.Option) (*Pool, error) {
 	// Once closed and idle, no call can submit again: closing the queue
 	// lets the workers exit.
 	p.life = pool.NewLifecycle(func() { close(p.queue) })
+	// Values of pool.Put: kept as they are, and encoded only to check
+	// them as a cluster would.
+	store := objects.NewStore(p, cfg.CheckEncoding, nil)
 	p.wg.Add(cfg.Workers)
 	for i := range cfg.Workers {
 		go p.work(i)
 	}
 	go func() {
 		p.wg.Wait()
+		store.Close()
 		p.life.Exited()
 	}()
 	return p, nil

@@ -62,6 +62,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"ForEach", s.forEach},
 		{"KeepGoing", s.keepGoing},
 		{"Progress", s.progress},
+		{"PutRef", s.putRef},
 		{"CancelStopsCall", s.cancel},
 		{"CancelReachesFunction", s.cancelReaches},
 		{"DeadlineBeforeStart", s.deadlineBeforeStart},
