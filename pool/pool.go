@@ -92,12 +92,12 @@ func (t *Task) RunChecked() {
 	if t.state.Load() != 0 {
 		return
 	}
-	if _, err := t.c.remote(); err != nil {
-		if errors.Is(err, ErrEncoding) {
-			t.finish(err)
-			return
-		}
+	if !isRegistered(t.c.fnPtr) {
 		t.Run()
+		return
+	}
+	if _, err := t.c.remote(); err != nil { // the contract's interfaces
+		t.finish(err)
 		return
 	}
 	_, err := t.impl.runChecked(t.c.ctx, &t.c.stop)

@@ -319,6 +319,14 @@ func registerInitializer(name string, fn func() error) {
 	reg.mu.Unlock()
 }
 
+// isRegistered reports whether the function at ptr is registered.
+func isRegistered(ptr uintptr) bool {
+	reg.mu.RLock()
+	defer reg.mu.RUnlock()
+	_, ok := reg.byPtr[ptr]
+	return ok
+}
+
 // registered returns the registration of the function at ptr, or an error
 // naming the function and the line to add.
 func registered(fnv any, ptr uintptr, shape string) (*Func, error) {
