@@ -417,7 +417,7 @@ func (w *wconn) send(f *flight) (ok bool) {
 		w.mu.Unlock()
 		if mine {
 			f.stop()
-			f.finish(sendError(fn.Name(), err, f.lo, w.p.s.maxFrame))
+			f.finish(sendError(fn.Name(), err, f.lo))
 		}
 		w.p.sched.release(w)
 		return true
@@ -427,10 +427,10 @@ func (w *wconn) send(f *flight) (ok bool) {
 
 // sendError explains why an item of a chunk could not be sent, as a
 // *pool.TaskError naming it, counted from lo, the flight's first item.
-func sendError(fn string, err error, lo, limit int) error {
+func sendError(fn string, err error, lo int) error {
 	var tl *wire.TooLargeError
 	if errors.As(err, &tl) {
-		return &pool.TaskError{Index: tl.Index - lo, Err: fmt.Errorf("%w: the argument of %s encodes to %d bytes or more, over the message limit of %d bytes; raise it with cluster.MaxMessage", pool.ErrEncoding, fn, tl.Size, limit)}
+		return &pool.TaskError{Index: tl.Index - lo, Err: fmt.Errorf("%w: the argument of %s encodes to %d bytes or more, over the message limit of %d bytes; raise it with cluster.MaxMessage", pool.ErrEncoding, fn, tl.Size, tl.Limit)}
 	}
 	return encodingError("the argument of "+fn, err, -lo)
 }
