@@ -16,7 +16,10 @@ import (
 // ranged over in the caller's goroutine: ctx is seen between items, not
 // while seq blocks for its next one. The first error is
 // yielded as (zero, err) and ends the sequence; so does ctx being done
-// (err is ctx.Err()). Breaking out of the loop stops the call: items already
+// (err is ctx.Err()). The first error is the first in time: results of
+// earlier items whose chunks were still running are not yielded, unlike
+// Python's imap, which yields every result before the failing item (Map
+// with [KeepGoing] returns them all). Breaking out of the loop stops the call: items already
 // running are abandoned and seq is not read further.
 //
 // The default chunk size starts at 1 and doubles, up to 1024, while chunks
