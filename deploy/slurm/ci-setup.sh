@@ -12,7 +12,8 @@
 #
 # slurm.conf is minimal: SlurmUser=root, auth/munge, proctrack/linuxproc and
 # task/none (no cgroups needed), select/cons_tres, CPUs=2 per node.
-# "stop" stops the daemons and removes the namespaces and the bridge.
+# "stop" stops the daemons (munged too, if this script started it) and
+# removes the namespaces and the bridge; /etc/hosts keeps the nodes' names.
 set -euo pipefail
 
 nodes=(mps1 mps2 mps3)
@@ -31,6 +32,10 @@ stop() {
 		fi
 		rm -f "$pidfile"
 	done
+	if [ -e /run/mp-slurm-munged ] && [ -e /run/munge/munged.pid ]; then # munged is ours
+		kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
+		rm -f /run/mp-slurm-munged
+	fi
 	for n in "${nodes[@]}"; do ip netns del "$n" 2>/dev/null || true; done
 	ip link del mps-br 2>/dev/null || true
 }
@@ -57,6 +62,7 @@ install -d -o munge -g munge -m 0755 /run/munge
 install -d -o munge -g munge -m 0700 /var/lib/munge /var/log/munge
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
 	runuser -u munge -- /usr/sbin/munged
+	touch /run/mp-slurm-munged
 	for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
