@@ -52,6 +52,16 @@ type objects struct {
 // where kubectl is missing.
 func render(t *testing.T, dir string) []byte {
 	t.Helper()
+	// go test caches a passing result until a file the test opened changes;
+	// kustomize's reads are not seen, so read the manifests here too.
+	if err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+			_, err = os.ReadFile(p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	var cmd *exec.Cmd
 	if _, err := exec.LookPath("kubectl"); err == nil {
 		cmd = exec.Command("kubectl", "kustomize", dir)
