@@ -160,6 +160,28 @@ func listenPort(t *testing.T, flag, v string) int32 {
 	return int32(n)
 }
 
+// size is the byte count of a poolworker size flag (digits with an optional
+// KiB, MiB or GiB), which must be given.
+func size(t *testing.T, f map[string]string, flag string) int64 {
+	t.Helper()
+	v := f[flag]
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		t.Fatalf("-%s=%q: want a size such as 512MiB (the default is too large for the cache's volume)", flag, f[flag])
+	}
+	return n * mult
+}
+
 func mustSelector(t *testing.T, s *metav1.LabelSelector) labels.Selector {
 	t.Helper()
 	sel, err := metav1.LabelSelectorAsSelector(s)
@@ -371,6 +393,11 @@ func check(t *testing.T, o objects) {
 	}
 	if v, _, ok := volumeAt(f["cache-dir"]); !ok || v.EmptyDir == nil {
 		t.Errorf("-cache-dir=%s is not on an emptyDir volume (the root filesystem is read-only)", f["cache-dir"])
+	} else if limit := v.EmptyDir.SizeLimit; limit == nil {
+		t.Error("the cache's emptyDir has no sizeLimit: a node's disk is not the cache's to fill")
+	} else if need := size(t, f, "cache-max") + size(t, f, "max-binary"); need > limit.Value() {
+		t.Errorf("-cache-max=%s plus -max-binary=%s is %d bytes, more than the cache's sizeLimit %s: the pod would be evicted",
+			f["cache-max"], f["max-binary"], need, limit)
 	}
 
 	// Draining: the grace period covers the preStop sleep and -drain-timeout.
