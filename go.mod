@@ -1,6 +1,6 @@
 module github.com/mpgo/mp
 
-go 1.26.8
+go 1.25.0
 
 require (
 	github.com/hashicorp/yamux v0.1.2

@@ -160,7 +160,7 @@ func imapMemory(p pool.Pool, n int) (result, error) {
 			break
 		}
 		if r != pooltest.Trivial(count) {
-			ierr = fmt.Errorf("Imap yielded %d for item %d", r, count)
+			ierr = fmt.Errorf("imap yielded %d for item %d", r, count)
 			break
 		}
 		count++
@@ -179,7 +179,7 @@ func imapMemory(p pool.Pool, n int) (result, error) {
 		return result{}, ierr
 	}
 	if count != n {
-		return result{}, fmt.Errorf("Imap yielded %d results for %d items", count, n)
+		return result{}, fmt.Errorf("imap yielded %d results for %d items", count, n)
 	}
 	return result{d: d, extra: map[string]float64{
 		"heapBefore": float64(heap0),

@@ -2,7 +2,6 @@ package pooltest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -96,5 +95,3 @@ func Initialized(int) int {
 // InitOption is built at package level so that every process of a program
 // (worker processes included) records the initializer by name.
 var InitOption = pool.Initializer(Init)
-
-var errSentinel = errors.New("pooltest: sentinel")
