@@ -495,3 +495,22 @@ func TestWorkerNeverReachesNew(t *testing.T) {
 	}
 	checkTriples(t, newPool(t, []string{s.addr}), 100)
 }
+
+// A node that cannot start the worker process (its cache is on a noexec
+// mount) refuses with the reason, and the driver's New says it, not a
+// malformed-message error.
+func TestUnstartableWorkerReason(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a noexec tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "noexec,size=256m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a noexec tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	s := startServer(t, func(c *config) { c.cacheDir = dir })
+	_, err := cluster.New(cluster.Addresses(s.addr), cluster.Token(testToken), cluster.ReconnectFor(time.Second))
+	if err == nil || strings.Contains(err.Error(), "malformed") || !strings.Contains(err.Error(), "cannot start the executable") || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("New against a node that cannot start workers: %v", err)
+	}
+}

@@ -117,10 +117,19 @@ func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string, readyWith
 	if err != nil {
 		return nil, fmt.Errorf("%s: waiting for the worker process to start: %w", name, err)
 	}
-	if k == wire.KindError {
+	switch k {
+	case wire.KindError:
 		var e wire.ErrorMsg
 		boot.Decode(body, &e)
 		return nil, fmt.Errorf("%s: %s", name, e.Message)
+	case wire.KindSetupReply:
+		// A poolworker that could not start the worker process says why
+		// here (spec.md, Poolworkers, step 4).
+		var r wire.SetupReply
+		if err := boot.Decode(body, &r); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s refused: %s", name, r.Error)
 	}
 	if k != wire.KindReady {
 		return nil, fmt.Errorf("%w: want Ready, got %s", wire.ErrMalformed, k)
