@@ -73,6 +73,7 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 		return "", err
 	}
 	s.uploads.Add(1)
+	s.metrics.uploads.Inc()
 	log.Info("received the executable", "bytes", setup.Size, "duration", time.Since(start).Round(time.Millisecond))
 	return path, boot.Send(wire.KindSetupReply, wire.SetupReply{})
 }
@@ -179,4 +180,17 @@ func install(tmp *os.File, path string) error {
 		return refuse("this node cannot store the executable: %v", err)
 	}
 	return nil
+}
+
+// cacheBytes returns the bytes of every file in the cache directory,
+// uploads in progress included. It costs a directory scan.
+func (s *server) cacheBytes() int64 {
+	entries, _ := os.ReadDir(s.cfg.cacheDir)
+	var total int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			total += info.Size()
+		}
+	}
+	return total
 }

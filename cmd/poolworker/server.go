@@ -38,6 +38,7 @@ type server struct {
 	cfg      config
 	log      *slog.Logger
 	childOut io.Writer // worker processes' stdout and stderr
+	metrics  *metrics
 
 	uploads atomic.Int64 // executables received and stored
 
@@ -55,7 +56,7 @@ type server struct {
 // newServer returns a server for cfg that logs to log. cfg.cacheDir must
 // exist.
 func newServer(cfg config, log *slog.Logger) *server {
-	return &server{
+	s := &server{
 		cfg:       cfg,
 		log:       log,
 		childOut:  os.Stderr,
@@ -65,6 +66,15 @@ func newServer(cfg config, log *slog.Logger) *server {
 		children:  map[int]*child{},
 		hashLocks: map[string]chan struct{}{},
 	}
+	s.metrics = newMetrics(s.workerProcesses, s.cacheBytes)
+	return s
+}
+
+// workerProcesses returns the number of worker processes running.
+func (s *server) workerProcesses() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.children)
 }
 
 // Serve accepts connections on ln and serves each in its own goroutine,
@@ -151,15 +161,23 @@ func (s *server) handle(conn net.Conn) {
 	defer s.release(conn)
 	log := s.log.With("remote", conn.RemoteAddr().String())
 	if err := wire.WorkerHandshake(conn, s.cfg.token, wire.DefaultHandshakeTimeout); err != nil {
+		s.metrics.handshakeFailed(err)
 		log.Log(context.Background(), handshakeLevel(err), "handshake failed", "err", err)
 		return
 	}
+	// The session lasts until setUp fails here, or until the worker
+	// process that takes it over exits (reap).
+	s.metrics.sessions.Inc()
 	boot := wire.NewUnbufferedCodec(conn, bootMaxFrame)
 	err := s.setUp(conn, boot, log)
+	if err != nil {
+		s.metrics.sessions.Dec()
+	}
 	var r *refusal
 	switch {
 	case err == nil:
 	case errors.As(err, &r):
+		s.metrics.refusals.Inc()
 		log.Warn("refused the driver", "reason", r.msg)
 		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		boot.Send(wire.KindSetupReply, wire.SetupReply{Error: r.msg})
