@@ -25,6 +25,7 @@ type child struct {
 	start   time.Time
 	log     *slog.Logger
 	out     *tail.Buffer  // its last output
+	sha     string        // the executable's SHA-256, in use until the process exits
 	started *os.File      // read end of its status pipe: a byte when it reaches WorkerMain, then its counts
 	said    chan bool     // whether it wrote that byte before the pipe ended; buffered
 	read    chan struct{} // closed when the status pipe is read to the end
@@ -52,7 +53,7 @@ var childEnvKeys = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GOG
 // the driver why, with the process's last lines of output, in an Error on
 // boot. After spawn returns, nothing may be written to conn here; the
 // caller closes its copy.
-func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []string, log *slog.Logger) error {
+func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []string, sha string, log *slog.Logger) error {
 	fc, ok := conn.(interface{ File() (*os.File, error) })
 	if !ok {
 		return refuse("this node cannot pass a %T to a worker process", conn)
@@ -63,7 +64,7 @@ func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []stri
 	}
 	defer f.Close()
 	for attempt := 1; ; attempt++ {
-		c, err := s.startChild(path, args, f, log)
+		c, err := s.startChild(path, args, sha, f, log)
 		if err == nil {
 			log.Info("worker process started", "pid", c.cmd.Process.Pid, "capacity", s.cfg.capacity)
 			if why := c.waitStarted(); why != "" {
@@ -84,7 +85,7 @@ func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []stri
 
 // startChild starts one worker process on f and records it, unless the
 // server is shutting down. A goroutine reads its status pipe.
-func (s *server) startChild(path string, args []string, f *os.File, log *slog.Logger) (*child, error) {
+func (s *server) startChild(path string, args []string, sha string, f *os.File, log *slog.Logger) (*child, error) {
 	started, startedW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("a pipe for the worker process: %w", err)
@@ -110,7 +111,7 @@ func (s *server) startChild(path string, args []string, f *os.File, log *slog.Lo
 		}
 		return nil, refuse("this node cannot start the executable: %v", err)
 	}
-	c := &child{cmd: cmd, start: time.Now(), out: out, started: started,
+	c := &child{cmd: cmd, start: time.Now(), out: out, sha: sha, started: started,
 		said: make(chan bool, 1), read: make(chan struct{}), exited: make(chan struct{})}
 	c.log = log.With("pid", cmd.Process.Pid)
 	s.children[cmd.Process.Pid] = c
@@ -187,6 +188,7 @@ func (s *server) reap(c *child) {
 	s.mu.Lock()
 	delete(s.children, c.cmd.Process.Pid)
 	s.mu.Unlock()
+	s.releaseExe(c.sha)
 	s.metrics.sessions.Dec()
 	attrs := []any{"duration", time.Since(c.start).Round(time.Millisecond)}
 	st := c.cmd.ProcessState

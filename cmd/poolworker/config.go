@@ -23,6 +23,7 @@ type config struct {
 	token        []byte        // shared secret; empty only on loopback
 	capacity     int           // chunks each worker process runs at once
 	cacheDir     string        // where received executables are kept
+	cacheMax     int64         // bytes of executables kept; least recently used ones go
 	maxBinary    int64         // largest executable accepted, in bytes
 	metrics      string        // host:port serving /metrics, /healthz, /readyz; "" for none
 	version      bool          // print the version and exit
@@ -35,6 +36,7 @@ type config struct {
 const (
 	defaultListen       = "127.0.0.1:7450"
 	defaultMaxBinary    = 1 << 30
+	defaultCacheMax     = 2 << 30
 	defaultDrainTimeout = 30 * time.Second
 )
 
@@ -54,6 +56,7 @@ var flagEnv = []struct{ flag, env string }{
 	{"token-file", "POOLWORKER_TOKEN_FILE"},
 	{"capacity", "POOLWORKER_CAPACITY"},
 	{"cache-dir", "POOLWORKER_CACHE_DIR"},
+	{"cache-max", "POOLWORKER_CACHE_MAX"},
 	{"max-binary", "POOLWORKER_MAX_BINARY"},
 	{"log-format", "POOLWORKER_LOG_FORMAT"},
 	{"log-level", "POOLWORKER_LOG_LEVEL"},
@@ -64,8 +67,8 @@ var flagEnv = []struct{ flag, env string }{
 // rawFlags holds the flags' values before they are checked.
 type rawFlags struct {
 	listen, token, tokenFile, cacheDir string
-	maxBinary, logFormat, logLevel     string
-	metrics                            string
+	cacheMax, maxBinary                string
+	logFormat, logLevel, metrics       string
 	capacity                           int
 	drainTimeout                       time.Duration
 	version                            bool
@@ -82,6 +85,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.tokenFile, "token-file", "", "read the token from this `file` (surrounding white space is ignored)")
 	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
 	fs.StringVar(&r.cacheDir, "cache-dir", "", "`directory` of received executables (default $XDG_CACHE_HOME/mp/poolworker)")
+	fs.StringVar(&r.cacheMax, "cache-max", "2GiB", "bytes of executables the cache keeps: past it, the least recently used ones\nno worker process runs are removed (same units as -max-binary)")
 	fs.StringVar(&r.maxBinary, "max-binary", "1GiB", "largest executable accepted: bytes, or with a suffix KiB, MiB or GiB")
 	fs.StringVar(&r.metrics, "metrics-listen", "", "`host:port` serving /healthz (live), /readyz (accepting drivers; 503 while\ndraining) and /metrics (Prometheus); off if empty")
 	fs.BoolVar(&r.version, "version", false, "print poolworker's version and exit")
@@ -147,6 +151,9 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 	}
 	if cfg.maxBinary, err = parseSize(r.maxBinary); err != nil {
 		return cfg, configErr("-max-binary %q: %v", r.maxBinary, err)
+	}
+	if cfg.cacheMax, err = parseSize(r.cacheMax); err != nil {
+		return cfg, configErr("-cache-max %q: %v", r.cacheMax, err)
 	}
 	if cfg.metrics != "" {
 		if _, port, err := net.SplitHostPort(cfg.metrics); err != nil {

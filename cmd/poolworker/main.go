@@ -55,7 +55,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	srv := newServer(cfg, log)
 	attrs := []any{"addr", ln.Addr().String(), "capacity", cfg.capacity, "cache_dir", cfg.cacheDir,
-		"node", runtime.GOOS + "/" + runtime.GOARCH, "pid", os.Getpid()}
+		"cache_max", cfg.cacheMax, "node", runtime.GOOS + "/" + runtime.GOARCH, "pid", os.Getpid()}
 	if cfg.metrics != "" {
 		mln, err := net.Listen("tcp", cfg.metrics)
 		if err != nil {
@@ -71,6 +71,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if len(cfg.token) == 0 {
 		log.Warn("no token set: any program on this machine can run code as this user through poolworker; set -token-file or MP_TOKEN")
 	}
+	srv.evict()
 	log.Info("listening", attrs...)
 	return serveUntilSignal(srv, ln, cfg)
 }
@@ -140,10 +141,10 @@ programs that use github.com/mpgo/mp/pool/cluster, Go's multiprocessing.Pool.
 
 A program (the driver) started with MP_ADDRESS=host:port,... and MP_TOKEN=secret
 connects to each poolworker listed and sends it the program's own executable
-(once: a node caches it by SHA-256 in -cache-dir). The poolworker starts it as
-a worker process that runs the driver's chunks. Nothing but poolworker is
-installed on a node; programs must be built for the node's system (this one
-is %s).
+(once: a node caches it by SHA-256 in -cache-dir, up to -cache-max bytes). The
+poolworker starts it as a worker process that runs the driver's chunks.
+Nothing but poolworker is installed on a node; programs must be built for the
+node's system (this one is %s).
 
 Example: two nodes on this machine, and the π example using them:
 

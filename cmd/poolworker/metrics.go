@@ -25,6 +25,7 @@ type metrics struct {
 	handshakes *prometheus.CounterVec // failures, by reason
 	refusals   prometheus.Counter
 	uploads    prometheus.Counter
+	evictions  prometheus.Counter
 }
 
 // Label values. A worker process reports its chunks by outcome: "ok" or the
@@ -67,6 +68,10 @@ func newMetrics(workers func() int, cacheBytes func() int64) *metrics {
 			Name: "mp_poolworker_uploads_total",
 			Help: "Executables received from drivers and stored in the cache.",
 		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mp_poolworker_cache_evictions_total",
+			Help: "Executables removed from the cache to keep it under -cache-max.",
+		}),
 	}
 	for _, o := range chunkOutcomes {
 		m.chunks.WithLabelValues(o)
@@ -77,7 +82,7 @@ func newMetrics(workers func() int, cacheBytes func() int64) *metrics {
 	for _, r := range handshakeReasons {
 		m.handshakes.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.sessions, m.chunks, m.items, m.handshakes, m.refusals, m.uploads,
+	m.reg.MustRegister(m.sessions, m.chunks, m.items, m.handshakes, m.refusals, m.uploads, m.evictions,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mp_poolworker_worker_processes",
 			Help: "Worker processes running.",

@@ -49,6 +49,7 @@ type server struct {
 	pending   map[net.Conn]struct{}     // not yet handed over
 	children  map[int]*child            // worker processes running
 	hashLocks map[string]chan struct{}  // one upload per executable at a time
+	inUse     map[string]int            // by SHA-256: sessions using each cached executable
 	handlers  sync.WaitGroup            // connection handlers
 	reapers   sync.WaitGroup            // goroutines waiting for children
 }
@@ -65,6 +66,7 @@ func newServer(cfg config, log *slog.Logger) *server {
 		pending:   map[net.Conn]struct{}{},
 		children:  map[int]*child{},
 		hashLocks: map[string]chan struct{}{},
+		inUse:     map[string]int{},
 	}
 	s.metrics = newMetrics(s.workerProcesses, s.cacheBytes)
 	return s
@@ -209,12 +211,18 @@ func (s *server) setUp(conn net.Conn, boot *wire.Codec, log *slog.Logger) error 
 		return err
 	}
 	log = log.With("exe", setup.SHA256[:12])
+	// The executable is in use from here, so that eviction leaves it, until
+	// its worker process exits (reap) or setUp fails.
+	s.acquire(setup.SHA256)
 	path, err := s.ensureExecutable(conn, boot, setup, log)
-	if err != nil {
-		return err
+	if err == nil {
+		conn.SetDeadline(time.Time{})
+		err = s.spawn(conn, boot, path, setup.Args, setup.SHA256, log)
 	}
-	conn.SetDeadline(time.Time{})
-	return s.spawn(conn, boot, path, setup.Args, log)
+	if err != nil {
+		s.releaseExe(setup.SHA256)
+	}
+	return err
 }
 
 // recvSetup reads the Setup message.
