@@ -66,7 +66,8 @@ func prepareCache(dir string, log *slog.Logger) error {
 }
 
 // ensureExecutable makes sure the executable setup describes is in the
-// cache, receiving it from the driver if not, and returns its path.
+// cache, receiving it from the driver if not, and that this node can run
+// it (checkRunnable), and returns its path.
 func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Setup, log *slog.Logger) (string, error) {
 	unlock, err := s.lockHash(setup.SHA256)
 	if err != nil {
@@ -78,6 +79,9 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 		log.Debug("executable is cached")
 		now := time.Now()
 		os.Chtimes(path, now, now) // its last use, for eviction
+		if err := checkRunnable(path); err != nil {
+			return "", err
+		}
 		return path, boot.Send(wire.KindSetupReply, wire.SetupReply{NeedBinary: false})
 	}
 	if err := boot.Send(wire.KindSetupReply, wire.SetupReply{NeedBinary: true}); err != nil {
@@ -91,6 +95,9 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 	s.metrics.uploads.Inc()
 	log.Info("received the executable", "bytes", setup.Size, "duration", time.Since(start).Round(time.Millisecond))
 	s.evict()
+	if err := checkRunnable(path); err != nil {
+		return "", err
+	}
 	return path, boot.Send(wire.KindSetupReply, wire.SetupReply{})
 }
 

@@ -144,7 +144,7 @@ func TestDaemonHelp(t *testing.T) {
 		t.Fatalf("poolworker -h: %v\n%s", err, out)
 	}
 	for _, want := range []string{"MP_ADDRESS", "MP_TOKEN", "-capacity", "-token-file", "approximate_pi",
-		"-metrics-listen", "/readyz", "-cache-max"} {
+		"-metrics-listen", "/readyz", "-cache-max", "CGO_ENABLED=0"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("poolworker -h does not mention %s:\n%s", want, out)
 		}

@@ -144,7 +144,9 @@ connects to each poolworker listed and sends it the program's own executable
 (once: a node caches it by SHA-256 in -cache-dir, up to -cache-max bytes). The
 poolworker starts it as a worker process that runs the driver's chunks.
 Nothing but poolworker is installed on a node; programs must be built for the
-node's system (this one is %s).
+node's system (this one is %s), and without cgo unless the node has the C
+library they link (CGO_ENABLED=0 go build): poolworker refuses others, and the
+driver's error says why.
 
 Example: two nodes on this machine, and the π example using them:
 

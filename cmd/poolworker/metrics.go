@@ -62,7 +62,7 @@ func newMetrics(workers func() int, cacheBytes func() int64) *metrics {
 		}, []string{"reason"}),
 		refusals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mp_poolworker_setup_refusals_total",
-			Help: "Authenticated drivers refused during setup (wrong system, executable too large, protocol error); the reason is in the log.",
+			Help: "Authenticated drivers refused during setup (wrong system, executable too large or not runnable here, protocol error); the reason is in the log.",
 		}),
 		uploads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mp_poolworker_uploads_total",
