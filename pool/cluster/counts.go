@@ -24,8 +24,9 @@ type counts struct {
 
 // reporter keeps a worker process's counts and writes them to the
 // poolworker's pipe: after a change, at most every countsInterval, and once
-// more when it closes. Counting costs a mutex and two map updates per chunk;
-// a report is one small write. A nil *reporter counts nothing.
+// more when it closes. Counting costs a mutex and two map updates per chunk,
+// about 100ns and no allocation (BenchmarkReporterChunk); a report is one
+// small write. A nil *reporter counts nothing.
 type reporter struct {
 	f    *os.File
 	kick chan struct{} // a change to report; capacity 1
