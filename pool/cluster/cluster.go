@@ -254,9 +254,9 @@ func (p *Pool) runMember(m *member, w *wconn) {
 	for {
 		if w != nil {
 			m.setConn(w)
-			w.serve()
+			err := w.serve()
 			m.setConn(nil)
-			m.reap()
+			p.reapLater(m, err != nil && !p.stopping())
 			lastUp = time.Now()
 			backoff = 50 * time.Millisecond
 			w = nil
@@ -281,6 +281,16 @@ func (p *Pool) runMember(m *member, w *wconn) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// stopping reports whether the pool is stopping its members.
+func (p *Pool) stopping() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -319,16 +329,25 @@ func (p *Pool) connect(m *member) (*wconn, error) {
 // sched hands chunks to connections. Each connection takes up to credits
 // chunks: twice its capacity, so that round trips are hidden, and more, up
 // to 32 times, while its chunks come back within a millisecond, so that
-// tiny tasks are not throttled by the round trip; a chunk goes
-// to the least loaded connection and, among equals, to the one busy for the
-// shortest time, so that a worker stuck on a long chunk is passed over and a
-// slow worker gets fewer chunks. Callers waiting for a slot queue first come,
-// first served, and a freed slot wakes exactly one of them.
+// tiny tasks are not throttled by the round trip. Credits are earned for
+// the work at hand only: a connection that goes idle is back to twice its
+// capacity, and one whose chunks have turned slow is not deepened again
+// until it is idle, so that a history of quick calls does not let one
+// worker hoard the chunks of a later call of slow ones.
+//
+// A chunk goes to the least loaded connection and, among equals, to the
+// one busy for the shortest time, so that a worker stuck on a long chunk is
+// passed over and a slow worker gets fewer chunks; remaining ties (idle
+// connections) are broken round-robin, so that idle workers take turns.
+// Callers waiting for a slot queue first come, first served, and a freed
+// slot wakes exactly one of them. Every operation is O(connections) under
+// one mutex.
 type sched struct {
 	p       *Pool
 	mu      sync.Mutex
 	conns   []*wconn
 	waiters []*waiter // FIFO
+	next    int       // where pickLocked's round-robin scan starts
 }
 
 type waiter struct {
@@ -362,7 +381,11 @@ func (s *sched) release(w *wconn) {
 func (s *sched) releaseLocked(w *wconn) {
 	w.slots--
 	if w.slots == 0 {
+		// Idle: the depth earned by the chunks just answered says nothing
+		// about the next ones.
 		w.busySince = time.Time{}
+		w.credits = minDepth * w.capacity
+		w.slow = false
 	}
 	s.handoffLocked()
 }
@@ -372,16 +395,17 @@ const (
 	minDepth  = 2
 	maxDepth  = 32
 	quickTrip = time.Millisecond      // a chunk back this fast deepens the pipeline
-	slowTrip  = 20 * time.Millisecond // one this slow halves it
+	slowTrip  = 20 * time.Millisecond // one this slow halves it, and stops deepening until idle
 )
 
 // done frees the slot of a chunk answered after rtt and adapts w's credits.
 func (s *sched) done(w *wconn, rtt time.Duration) {
 	s.mu.Lock()
 	switch {
-	case rtt < quickTrip && w.credits < maxDepth*w.capacity:
+	case rtt < quickTrip && !w.slow && w.credits < maxDepth*w.capacity:
 		w.credits++
-	case rtt > slowTrip && w.credits > minDepth*w.capacity:
+	case rtt > slowTrip:
+		w.slow = true
 		w.credits = max(minDepth*w.capacity, w.credits/2)
 	}
 	s.releaseLocked(w)
@@ -391,15 +415,20 @@ func (s *sched) done(w *wconn, rtt time.Duration) {
 // pickLocked reserves a slot on the best connection, or returns nil.
 func (s *sched) pickLocked() *wconn {
 	var best *wconn
-	for _, w := range s.conns {
+	at := 0
+	n := len(s.conns)
+	for i := range n {
+		j := (s.next + i) % n
+		w := s.conns[j]
 		if w.slots >= w.credits || !w.usable() {
 			continue
 		}
 		if best == nil || w.slots < best.slots || (w.slots == best.slots && w.busySince.After(best.busySince)) {
-			best = w
+			best, at = w, j
 		}
 	}
 	if best != nil {
+		s.next = (at + 1) % n
 		if best.slots == 0 {
 			best.busySince = time.Now()
 		}
