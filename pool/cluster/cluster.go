@@ -329,11 +329,12 @@ func (p *Pool) connect(m *member) (*wconn, error) {
 // sched hands chunks to connections. Each connection takes up to credits
 // chunks: twice its capacity, so that round trips are hidden, and more, up
 // to 32 times, while its chunks come back within a millisecond, so that
-// tiny tasks are not throttled by the round trip. Credits are earned for
-// the work at hand only: a connection that goes idle is back to twice its
-// capacity, and one whose chunks have turned slow is not deepened again
-// until it is idle, so that a history of quick calls does not let one
-// worker hoard the chunks of a later call of slow ones.
+// tiny tasks are not throttled by the round trip; a chunk back after more
+// than 20 ms halves them. Credits are earned for the work at hand only: a
+// connection that goes idle is back to twice its capacity, so that a
+// history of quick calls does not let one worker hoard the chunks of a
+// later call of slow ones (slow chunks never deepen a pipeline: a chunk
+// that takes a millisecond or more is never back within one).
 //
 // A chunk goes to the least loaded connection and, among equals, to the
 // one busy for the shortest time, so that a worker stuck on a long chunk is
@@ -385,7 +386,6 @@ func (s *sched) releaseLocked(w *wconn) {
 		// about the next ones.
 		w.busySince = time.Time{}
 		w.credits = minDepth * w.capacity
-		w.slow = false
 	}
 	s.handoffLocked()
 }
@@ -395,17 +395,16 @@ const (
 	minDepth  = 2
 	maxDepth  = 32
 	quickTrip = time.Millisecond      // a chunk back this fast deepens the pipeline
-	slowTrip  = 20 * time.Millisecond // one this slow halves it, and stops deepening until idle
+	slowTrip  = 20 * time.Millisecond // one this slow halves it
 )
 
 // done frees the slot of a chunk answered after rtt and adapts w's credits.
 func (s *sched) done(w *wconn, rtt time.Duration) {
 	s.mu.Lock()
 	switch {
-	case rtt < quickTrip && !w.slow && w.credits < maxDepth*w.capacity:
+	case rtt < quickTrip && w.credits < maxDepth*w.capacity:
 		w.credits++
-	case rtt > slowTrip:
-		w.slow = true
+	case rtt > slowTrip && w.credits > minDepth*w.capacity:
 		w.credits = max(minDepth*w.capacity, w.credits/2)
 	}
 	s.releaseLocked(w)

@@ -29,7 +29,6 @@ type wconn struct {
 	credits   int       // chunks it may hold: 2×capacity, deeper while chunks are quick
 	slots     int       // chunks reserved or in flight
 	busySince time.Time // when slots last rose from 0
-	slow      bool      // a chunk took over slowTrip since slots last rose from 0
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
 	started  time.Time
