@@ -48,7 +48,7 @@ count() {
 	# machine one may miss the 10 s handshake timeout: try again.
 	for try in 1 2 3 4 5; do
 		rm -f "$out"/cg.*
-		if GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=cachegrind --cache-sim=no \
+		if GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=cachegrind --cache-sim=no \
 			--trace-children=yes --cachegrind-out-file="$out/cg.%p" \
 			"$dir/cluster.test" -test.run '^$' -test.bench "$2" -test.benchtime "${3}x" \
 			>"$out/log" 2>&1; then
@@ -81,4 +81,5 @@ per() {
 }
 
 per apply 'BenchmarkInstrApply$' "$N1" "$N2" 1 "per Apply"
+[ -n "${APPLY_ONLY:-}" ] && exit 0
 per map "BenchmarkInstrMap/items=$MAPITEMS\$" "$MAPN1" "$MAPN2" "$MAPITEMS" "per Map item ($MAPITEMS items)"
