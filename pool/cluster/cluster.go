@@ -338,17 +338,20 @@ func (p *Pool) connect(m *member) (*wconn, error) {
 //
 // A chunk goes to the least loaded connection and, among equals, to the
 // one busy for the shortest time, so that a worker stuck on a long chunk is
-// passed over and a slow worker gets fewer chunks; remaining ties (idle
-// connections) are broken round-robin, so that idle workers take turns.
-// Callers waiting for a slot queue first come, first served, and a freed
-// slot wakes exactly one of them. Every operation is O(connections) under
-// one mutex.
+// passed over and a slow worker gets fewer chunks; among idle connections,
+// to the one idle for the shortest time, whose process is most likely still
+// awake (sequential Applies that alternate between two idle workers wait
+// for a wake-up each time: their p50 measured 55-80 µs on one warm worker
+// against 82-117 µs alternating). This affinity cannot make one worker
+// hoard later work, since its credits are back to the minimum whenever it
+// is idle. Callers waiting for a slot queue first come, first served, and a
+// freed slot wakes exactly one of them. Every operation is O(connections)
+// under one mutex.
 type sched struct {
 	p       *Pool
 	mu      sync.Mutex
 	conns   []*wconn
 	waiters []*waiter // FIFO
-	next    int       // where pickLocked's round-robin scan starts
 }
 
 type waiter struct {
@@ -385,6 +388,7 @@ func (s *sched) releaseLocked(w *wconn) {
 		// Idle: the depth earned by the chunks just answered says nothing
 		// about the next ones.
 		w.busySince = time.Time{}
+		w.idleSince = time.Now()
 		w.credits = minDepth * w.capacity
 	}
 	s.handoffLocked()
@@ -414,20 +418,16 @@ func (s *sched) done(w *wconn, rtt time.Duration) {
 // pickLocked reserves a slot on the best connection, or returns nil.
 func (s *sched) pickLocked() *wconn {
 	var best *wconn
-	at := 0
-	n := len(s.conns)
-	for i := range n {
-		j := (s.next + i) % n
-		w := s.conns[j]
+	for _, w := range s.conns {
 		if w.slots >= w.credits || !w.usable() {
 			continue
 		}
-		if best == nil || w.slots < best.slots || (w.slots == best.slots && w.busySince.After(best.busySince)) {
-			best, at = w, j
+		if best == nil || w.slots < best.slots || (w.slots == best.slots && w.busySince.After(best.busySince)) ||
+			(w.slots == 0 && best.slots == 0 && w.idleSince.After(best.idleSince)) {
+			best = w
 		}
 	}
 	if best != nil {
-		s.next = (at + 1) % n
 		if best.slots == 0 {
 			best.busySince = time.Now()
 		}

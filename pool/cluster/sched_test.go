@@ -36,9 +36,9 @@ func napPid(int) stamp {
 }
 
 // After a history of sequential Applies (each answered in well under a
-// millisecond), a Map of slow items still splits evenly over the workers:
-// the credits the quick Applies earned do not outlive them, and idle
-// workers take turns.
+// millisecond, all on the same warm worker), a Map of slow items still
+// splits evenly over the workers: the credits the quick Applies earned do
+// not outlive them.
 func TestBalanceAfterApplies(t *testing.T) {
 	p, err := cluster.New(pool.Workers(2))
 	if err != nil {
