@@ -257,14 +257,16 @@ func SliceLen(s any) int {
 // values head writes, then an array of the items of s, a slice, from index from
 // on, as many as fit under the frame limit, at most up to index to. If not
 // every item up to to fits, the frame's kind is partial instead of k. It
-// returns how many items it wrote: at least one, unless from == to. An item
+// returns how many items it wrote: at least one, unless from == to; so
+// does fitted, if not nil, before the frame can be written, so that the
+// sender can record it before any answer arrives. An item
 // that cannot be encoded fails the frame with an error wrapping ErrEncode
 // (a *codec.ItemError names its index); an item that alone exceeds the
 // limit, with a *TooLargeError. Nothing is written then.
 //
 // The items' array has a 5-byte header whatever its length, so that its
 // count can be written after the items.
-func (c *Codec) SendItems(k, partial Kind, fields int, head func(*msgpack.Encoder) error, s any, from, to int) (int, error) {
+func (c *Codec) SendItems(k, partial Kind, fields int, head func(*msgpack.Encoder) error, s any, from, to int, fitted func(n int)) (int, error) {
 	n, item := codec.ItemEncoder(s)
 	to = min(to, max(n, 0))
 	written := 0
@@ -297,6 +299,9 @@ func (c *Codec) SendItems(k, partial Kind, fields int, head func(*msgpack.Encode
 			written++
 		}
 		binary.BigEndian.PutUint32(c.wbuf.b[at+1:], uint32(written))
+		if fitted != nil {
+			fitted(written)
+		}
 		return nil
 	})
 	if err != nil {

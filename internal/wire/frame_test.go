@@ -242,7 +242,7 @@ func TestFrameLimits(t *testing.T) {
 	if !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("SendRaw over the limit: %v", err)
 	}
-	_, err = c.SendRun(1, "f", []string{"a", strings.Repeat("x", max)}, 1, 2)
+	_, err = c.SendRun(1, "f", []string{"a", strings.Repeat("x", max)}, 1, 2, nil)
 	var tl *TooLargeError
 	if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &tl) || tl.Index != 1 || tl.Limit != max {
 		t.Fatalf("SendRun of an item over the limit: %v", err)
@@ -342,7 +342,7 @@ func TestCodecConcurrentSend(t *testing.T) {
 				if j%2 == 0 {
 					err = ca.Send(KindCancel, Cancel{ID: uint64(i*each + j)})
 				} else {
-					_, err = ca.SendRun(uint64(i*each+j), "f", []string{strings.Repeat("y", 3000)}, 0, 1)
+					_, err = ca.SendRun(uint64(i*each+j), "f", []string{strings.Repeat("y", 3000)}, 0, 1, nil)
 				}
 				if err != nil {
 					t.Error(err)

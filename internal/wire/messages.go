@@ -111,17 +111,18 @@ const (
 var ErrEncode = errors.New("mp: cannot encode")
 
 // SendRun sends a Run: [id, func name, args[from:to]], with as many of
-// those items as fit in one frame. It returns how many it sent; the caller
-// sends the rest in other Runs. An item that cannot be encoded gives an
+// those items as fit in one frame. It returns how many it sent, and tells
+// fitted (if not nil) before the Run can reach the wire; the caller sends
+// the rest in other Runs. An item that cannot be encoded gives an
 // error wrapping ErrEncode (a *codec.ItemError names it); one that alone
 // exceeds the frame limit, a *TooLargeError.
-func (c *Codec) SendRun(id uint64, fn string, args any, from, to int) (int, error) {
+func (c *Codec) SendRun(id uint64, fn string, args any, from, to int, fitted func(n int)) (int, error) {
 	return c.SendItems(KindRun, KindRun, 2, func(enc *msgpack.Encoder) error {
 		if err := enc.EncodeUint(id); err != nil {
 			return err
 		}
 		return enc.EncodeString(fn)
-	}, args, from, to)
+	}, args, from, to, fitted)
 }
 
 // SendResult sends a chunk's results: one Result [id, error or nil,
@@ -139,7 +140,7 @@ func (c *Codec) SendResult(id uint64, rerr *RemoteError, results any) error {
 	n := SliceLen(results)
 	from := 0
 	for {
-		sent, err := c.SendItems(KindResult, KindResultPart, 2, head, results, from, n)
+		sent, err := c.SendItems(KindResult, KindResultPart, 2, head, results, from, n, nil)
 		if err != nil {
 			return err
 		}

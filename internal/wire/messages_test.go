@@ -37,7 +37,7 @@ func TestRunRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			c := NewCodec(&buf, 0)
-			if n, err := c.SendRun(tt.id, tt.fn, tt.args, 0, SliceLen(tt.args)); err != nil || n != SliceLen(tt.args) {
+			if n, err := c.SendRun(tt.id, tt.fn, tt.args, 0, SliceLen(tt.args), nil); err != nil || n != SliceLen(tt.args) {
 				t.Fatal(n, err)
 			}
 			k, body, err := c.Recv()
@@ -141,7 +141,7 @@ func TestSendRunUnencodable(t *testing.T) {
 	} {
 		var buf bytes.Buffer
 		c := NewCodec(&buf, 0)
-		_, err := c.SendRun(1, "main.f", args, 0, SliceLen(args))
+		_, err := c.SendRun(1, "main.f", args, 0, SliceLen(args), nil)
 		if !errors.Is(err, ErrEncode) {
 			t.Errorf("SendRun(%T): %v; want ErrEncode", args, err)
 			continue
@@ -150,7 +150,7 @@ func TestSendRunUnencodable(t *testing.T) {
 			t.Errorf("EncodeRun(%T): %d bytes sent", args, buf.Len())
 		}
 		// The codec is still in step.
-		if _, err := c.SendRun(2, "g", []int{5}, 0, 1); err != nil {
+		if _, err := c.SendRun(2, "g", []int{5}, 0, 1, nil); err != nil {
 			t.Fatal(err)
 		}
 		_, body, err := c.Recv()
@@ -251,7 +251,7 @@ func TestItemsSplitByBytes(t *testing.T) {
 	}
 	var got []string
 	for from := 0; from < len(items); {
-		n, err := c.SendRun(uint64(from), "f", items, from, len(items))
+		n, err := c.SendRun(uint64(from), "f", items, from, len(items), nil)
 		if err != nil || n < 1 {
 			t.Fatalf("SendRun from %d: %d, %v", from, n, err)
 		}

@@ -392,15 +392,24 @@ func (w *wconn) send(f *flight) (ok bool) {
 	f.res, f.resErr = nil, nil
 	w.inflight[f.id] = f
 	w.mu.Unlock()
-	n, err := w.codec.SendRun(f.id, fn.Name(), f.t.Args(), f.lo, f.hi)
-	if err == nil && f.lo+n < f.hi {
+	var rest *flight
+	_, err = w.codec.SendRun(f.id, fn.Name(), f.t.Args(), f.lo, f.hi, func(n int) {
+		if f.lo+n == f.hi {
+			return
+		}
 		// The rest did not fit: it travels as another flight. Both
-		// belong to one task now, which completes when both are answered.
+		// belong to one task now, which completes when both are
+		// answered. This runs before the Run can reach the worker, so
+		// the answer finds the flight cut to what was sent.
+		w.mu.Lock()
 		if f.parts == nil {
 			f.parts = &parts{}
 		}
-		rest := &flight{t: f.t, lo: f.lo + n, hi: f.hi, attempts: f.attempts, parts: f.parts}
+		rest = &flight{t: f.t, lo: f.lo + n, hi: f.hi, attempts: f.attempts, parts: f.parts}
 		f.hi = f.lo + n
+		w.mu.Unlock()
+	})
+	if rest != nil {
 		go func() {
 			if err := w.p.dispatch(rest.t.Context(), rest); err != nil {
 				rest.t.Fail(err)
