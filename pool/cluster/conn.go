@@ -32,6 +32,7 @@ type wconn struct {
 	credits   int       // chunks it may hold: 2×capacity, deeper while chunks are quick
 	slots     int       // chunks reserved or in flight
 	busySince time.Time // when slots last rose from 0
+	removed   bool      // no longer in sched.conns: its slots left the total
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
 	started  time.Time
@@ -40,6 +41,7 @@ type wconn struct {
 	inflight map[uint64]*flight
 	sent     int
 	retiring bool
+	drained  bool // retiring because its member is drained
 	dead     bool
 	closed   chan struct{} // closed when the connection is finished with
 }
@@ -195,9 +197,11 @@ func (w *wconn) serve() error {
 	w.lastRecv.Store(w.started.UnixNano())
 	w.p.logf(slog.LevelInfo, "worker connected", "worker", w.name, "capacity", w.capacity)
 	w.p.sched.add(w)
+	w.p.members.up()
 	err := w.read()
 	w.kill()
 	w.p.sched.remove(w)
+	w.p.members.down(w.name, err)
 	silent := time.Since(time.Unix(0, w.lastRecv.Load()))
 	w.mu.Lock()
 	lost := make([]*flight, 0, len(w.inflight))
@@ -205,10 +209,14 @@ func (w *wconn) serve() error {
 		lost = append(lost, f)
 	}
 	w.inflight = map[uint64]*flight{}
-	retired := w.retiring
+	retired, drained := w.retiring, w.drained
 	w.mu.Unlock()
 	if retired && len(lost) == 0 {
-		w.p.logf(slog.LevelInfo, "worker retired", "worker", w.name)
+		if drained {
+			w.p.logf(slog.LevelInfo, "worker drained", "worker", w.name)
+		} else {
+			w.p.logf(slog.LevelInfo, "worker retired", "worker", w.name)
+		}
 		return nil
 	}
 	select {
@@ -455,6 +463,18 @@ func (w *wconn) usable() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return !w.dead && !w.retiring && (w.maxTasks == 0 || w.sent < w.maxTasks)
+}
+
+// drain stops giving the connection new chunks and closes it once the
+// chunks it holds are answered (as when the worker retires).
+func (w *wconn) drain() {
+	w.mu.Lock()
+	w.retiring, w.drained = true, true
+	idle := len(w.inflight) == 0
+	w.mu.Unlock()
+	if idle {
+		w.kill()
+	}
 }
 
 // kill ends the connection. It is idempotent.

@@ -20,26 +20,54 @@ import (
 )
 
 // member is one place workers come from: a worker process this pool starts,
-// or a poolworker address. It is restarted or redialled when lost.
+// a poolworker address, or a poolworker that dialled in. The first two are
+// restarted or redialled when lost; a dialled-in one leaves with its
+// connection.
 type member struct {
-	name string
-	addr string // poolworker address; "" for a process started here
+	name   string
+	addr   string // poolworker address dialled; "" for the others
+	origin string // the Addresses entry (a name) addr came from; "" if literal
+	dialIn bool   // the worker dialled the driver: nothing to redial
 
-	mu     sync.Mutex
-	conn   *wconn
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
-	shutC  bool
+	mu       sync.Mutex
+	conn     *wconn
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has been waited for
+	shutC    bool
+	draining bool
 }
 
 func (m *member) setConn(w *wconn) {
 	m.mu.Lock()
 	m.conn = w
-	shut := m.shutC
+	shut, draining := m.shutC, m.draining
 	m.mu.Unlock()
-	if shut && w != nil {
+	switch {
+	case shut && w != nil:
 		w.kill()
+	case draining && w != nil:
+		w.drain()
 	}
+}
+
+// drain makes the member leave gracefully: its connection takes no new
+// chunks and closes once its running chunks are answered, and it is not
+// redialled.
+func (m *member) drain() {
+	m.mu.Lock()
+	m.draining = true
+	w := m.conn
+	m.mu.Unlock()
+	if w != nil {
+		w.drain()
+	}
+}
+
+// gone reports whether the member leaves when its connection ends.
+func (m *member) gone() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining || m.dialIn
 }
 
 // shut closes the member's connection gracefully: the worker process exits
