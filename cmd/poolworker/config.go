@@ -20,6 +20,7 @@ import (
 // config is poolworker's configuration, from flags and the environment.
 type config struct {
 	listen       string        // address to listen on
+	connect      string        // driver address to dial instead (-connect); "": listen
 	token        []byte        // shared secret; empty only on loopback
 	capacity     int           // chunks each worker process runs at once
 	cacheDir     string        // where received executables are kept
@@ -48,6 +49,7 @@ func configErr(format string, args ...any) error {
 // flag is not given.
 var flagEnv = []struct{ flag, env string }{
 	{"listen", "POOLWORKER_LISTEN"},
+	{"connect", "POOLWORKER_CONNECT"},
 	{"token", "MP_TOKEN"},
 	{"token-file", "POOLWORKER_TOKEN_FILE"},
 	{"capacity", "POOLWORKER_CAPACITY"},
@@ -60,10 +62,11 @@ var flagEnv = []struct{ flag, env string }{
 
 // rawFlags holds the flags' values before they are checked.
 type rawFlags struct {
-	listen, token, tokenFile, cacheDir string
-	maxBinary, logFormat, logLevel     string
-	capacity                           int
-	drainTimeout                       time.Duration
+	listen, connect, token, tokenFile string
+	cacheDir                          string
+	maxBinary, logFormat, logLevel    string
+	capacity                          int
+	drainTimeout                      time.Duration
 }
 
 // newFlagSet defines poolworker's flags on a new FlagSet that reports errors
@@ -73,6 +76,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(&r.listen, "listen", defaultListen, "`host:port` to listen on; port 0 picks a free port (the log says which)")
+	fs.StringVar(&r.connect, "connect", "", "dial the driver at `host:port` (its MP_LISTEN) instead of listening, again whenever its worker process ends")
 	fs.StringVar(&r.token, "token", "", "shared secret drivers must prove they hold (visible in ps: prefer -token-file or MP_TOKEN)")
 	fs.StringVar(&r.tokenFile, "token-file", "", "read the token from this `file` (surrounding white space is ignored)")
 	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
@@ -126,7 +130,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, given map[string]boo
 // check validates the raw flags and turns them into a config. given holds
 // the flags set on the command line.
 func (r *rawFlags) check(given map[string]bool) (config, error) {
-	cfg := config{listen: r.listen, capacity: r.capacity, logFormat: r.logFormat, drainTimeout: r.drainTimeout}
+	cfg := config{listen: r.listen, connect: r.connect, capacity: r.capacity, logFormat: r.logFormat, drainTimeout: r.drainTimeout}
 	var err error
 	if cfg.capacity < 1 {
 		return cfg, configErr("-capacity %d: must be at least 1 (the chunks each worker process runs at once)", cfg.capacity)
@@ -146,7 +150,14 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 	if cfg.token, err = r.readToken(given); err != nil {
 		return cfg, err
 	}
-	if err := checkListen(cfg.listen, len(cfg.token) > 0); err != nil {
+	if cfg.connect != "" {
+		if given["listen"] {
+			return cfg, configErr("both -listen and -connect are given: a poolworker either waits for drivers or dials one")
+		}
+		if err := checkConnect(cfg.connect, len(cfg.token) > 0); err != nil {
+			return cfg, err
+		}
+	} else if err := checkListen(cfg.listen, len(cfg.token) > 0); err != nil {
 		return cfg, err
 	}
 	if cfg.cacheDir, err = cacheDir(r.cacheDir); err != nil {

@@ -41,6 +41,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolworker: %v\n", err)
 		return 2
 	}
+	if cfg.connect != "" {
+		if len(cfg.token) == 0 {
+			log.Warn("no token set: any program on this machine that listens on the driver's address can run code as this user through poolworker; set -token-file or MP_TOKEN")
+		}
+		return connectUntilSignal(newServer(cfg, log), cfg)
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		log.Error("cannot listen", "err", err)
@@ -109,6 +115,11 @@ Example: two nodes on this machine, and the π example using them:
 To serve other machines, listen on a reachable address (-listen :7450); a
 token is then required. The token is the only protection: anyone holding it
 can run programs as poolworker's user. Use a private network.
+
+Per-job clusters turn this around: the driver listens (MP_LISTEN=host:port) and
+each poolworker started with -connect host:port dials it, retrying until it is
+there, and serves it; it dials again whenever its worker process ends. The
+driver is authenticated before anything else, in both modes.
 
 SIGTERM or SIGINT drains: poolworker stops accepting drivers, asks its worker
 processes to finish the chunks they hold (drivers send the rest elsewhere),

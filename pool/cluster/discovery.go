@@ -37,7 +37,7 @@ func resolve(ctx context.Context, entry string) ([]string, error) {
 	ips, err := net.DefaultResolver.LookupHost(ctx, host)
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound || err == nil && len(ips) == 0 {
-		return nil, fmt.Errorf("%w: %s: %v", errNoAddress, entry, err)
+		return nil, fmt.Errorf("%s: %w (%v)", entry, errNoAddress, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", entry, err)
