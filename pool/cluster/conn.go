@@ -179,6 +179,8 @@ func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string, readyWith
 		inflight: map[uint64]*flight{},
 		closed:   make(chan struct{}),
 	}
+	w.p.wg.Add(1) // the caller holds a count: wg is not 0
+	go w.relayOutput()
 	return w, nil
 }
 

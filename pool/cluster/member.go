@@ -131,19 +131,24 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 		// One chunk at a time: one P avoids waking idle threads per message.
 		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
-	// A worker's output must not mix with the program's; its last lines
-	// explain a worker that ends before it connects.
+	// A worker's output must not mix with the program's: it goes to
+	// stderr, each line prefixed with the worker's name and process. Its
+	// last lines explain a worker that ends before it connects.
 	out := &tail.Buffer{}
-	cmd.Stdout = io.MultiWriter(os.Stderr, out)
+	lines := &lineWriter{w: os.Stderr, prefix: "[" + m.name + "] "}
+	cmd.Stdout = io.MultiWriter(lines, out)
 	cmd.Stderr = cmd.Stdout
+	cmd.WaitDelay = time.Second // do not wait for a grandchild holding the pipe
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting a worker process: %w", err)
 	}
 	exited := make(chan struct{})
 	var waitErr error
+	lines.setPrefix(fmt.Sprintf("[%s (pid %d)] ", m.name, cmd.Process.Pid))
 	go func() {
 		waitErr = cmd.Wait()
+		lines.Close()
 		close(exited)
 	}()
 	m.mu.Lock()

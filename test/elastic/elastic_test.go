@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -301,6 +302,16 @@ func TestElastic(t *testing.T) {
 		}
 	}
 	ev.wait(t, "worker drained", h1.ip, time.Second)
+	// A worker process's output reaches the driver's stderr, labelled with
+	// its node and process.
+	said := ev.find("stderr", "")
+	if i := slices.IndexFunc(said, func(e event) bool {
+		return strings.Contains(e.attrs, "] "+outputLine) && strings.HasPrefix(e.attrs, "[poolworker 10.252.") && strings.Contains(e.attrs, "(pid ")
+	}); i >= 0 {
+		t.Logf("forwarded: %s", said[i].attrs)
+	} else {
+		t.Errorf("no %q line, prefixed with the node and process, on the driver's stderr; its lines not from its log: %v", outputLine, said)
+	}
 	if lost := ev.find("worker lost", h1.ip); len(lost) > 0 {
 		t.Errorf("the host removed from the name was lost, not drained: %v", lost)
 	}

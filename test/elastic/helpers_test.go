@@ -66,11 +66,17 @@ func work(x int) Tagged {
 		}
 		x -= gated
 	}
+	if x == 0 {
+		fmt.Println(outputLine) // must reach the driver's stderr, labelled
+	}
 	time.Sleep(time.Millisecond)
 	return Tagged{V: hash(x), PID: os.Getpid()}
 }
 
 const gated = 1_000_000
+
+// outputLine is what work prints for item 0.
+const outputLine = "elastic: item 0 says hello on stdout"
 
 func hash(x int) uint64 {
 	h := fnv.New64a()
