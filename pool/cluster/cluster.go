@@ -13,6 +13,18 @@
 // (once: nodes cache it by SHA-256) and runs it in worker mode. Nothing is
 // installed on a node by hand.
 //
+// # Members that come and go
+//
+// An address may be a name that resolves to several addresses; each is a
+// member, and names are resolved again every [ResolveEvery]: new addresses
+// join while calls run, and the members of addresses that leave are
+// drained (no new chunks; the running ones finish). With [Listen] (or
+// MP_LISTEN), poolworkers started with -connect dial this program and join
+// as they come. New starts with the members that answer, at least
+// [MinMembers], and keeps trying the others. Worker processes' output
+// reaches this program's stderr, each line prefixed with its node and
+// process.
+//
 // # What runs twice
 //
 // A worker process is this program, started again with the same arguments.
@@ -31,9 +43,11 @@
 // A chunk whose worker dies (killed, crashed, or silent past the heartbeat
 // timeout) is re-run on another worker, up to [Retries] times, so a function
 // may run more than once for an item (at-least-once execution) but every
-// item gets exactly one result. A lost worker process is restarted; a lost
-// poolworker is redialled; one that stays away for [ReconnectFor] is given
-// up, and with no worker left calls fail with [pool.ErrNoWorkers].
+// item gets exactly one result. A lost worker process is restarted, and
+// given up if it cannot be for [ReconnectFor]; a lost poolworker is
+// redialled for as long as its address is listed. With no worker connected
+// for ReconnectFor, calls fail with
+// [pool.ErrNoWorkers] until a worker connects again.
 //
 // The protocol is described in internal/wire/spec.md.
 package cluster

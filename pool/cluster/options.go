@@ -150,9 +150,10 @@ func Heartbeat(interval, timeout time.Duration) pool.Option {
 	})
 }
 
-// ReconnectFor sets how long a lost worker is restarted or redialled before
-// it is given up. When every worker is given up, calls fail with
-// pool.ErrNoWorkers. Default 5s.
+// ReconnectFor sets how long a lost worker process is restarted before it
+// is given up, and how long the pool may have no worker connected before
+// calls fail with pool.ErrNoWorkers (until one connects again). Poolworker
+// addresses are redialled for as long as they are listed. Default 5s.
 func ReconnectFor(d time.Duration) pool.Option {
 	return opt(fmt.Sprintf("cluster.ReconnectFor(%v)", d), func(s *settings) error {
 		if d <= 0 {

@@ -239,6 +239,9 @@ func (w *world) startDriver(mode string, ev *events) (*exec.Cmd, *syncBuffer, ch
 				continue
 			}
 			e := event{msg: fmt.Sprint(rec["msg"])}
+			if ts, ok := rec["time"].(string); ok {
+				e.at, _ = time.Parse(time.RFC3339Nano, ts)
+			}
 			if wk, ok := rec["worker"]; ok {
 				e.worker = fmt.Sprint(wk)
 			}
@@ -276,8 +279,15 @@ func TestElastic(t *testing.T) {
 		t.Errorf("the address that is no poolworker: %s", junk.attrs)
 	}
 
+	added := time.Now()
 	w.setHosts(h1.ip, h2.ip, h3.ip, "127.0.0.1") // a third joins the name
-	ev.wait(t, "worker connected", h3.ip, within)
+	found := ev.wait(t, "worker found", h3.ip, within)
+	joined := ev.wait(t, "worker connected", h3.ip, within)
+	// Figures for the README, not assertions: the lookup sees the hosts
+	// file within ResolveEvery plus Go's hosts-file cache (5 s); then the
+	// node is dialled, sent the executable and starts a worker process.
+	t.Logf("a host added to the name: found %v later, taking chunks %v after that (executable uploaded)",
+		found.at.Sub(added).Round(time.Millisecond), joined.at.Sub(found.at).Round(time.Millisecond))
 	w.setHosts(h2.ip, h3.ip, "127.0.0.1") // the first leaves it
 	ev.wait(t, "worker draining", h1.ip, within)
 	h2.pw.cmd.Process.Kill() // the second dies

@@ -121,6 +121,7 @@ type events struct {
 }
 
 type event struct {
+	at     time.Time
 	msg    string
 	worker string
 	attrs  string
@@ -132,7 +133,7 @@ func (e *events) Enabled(context.Context, slog.Level) bool { return true }
 func (e *events) WithAttrs([]slog.Attr) slog.Handler       { return e }
 func (e *events) WithGroup(string) slog.Handler            { return e }
 func (e *events) Handle(_ context.Context, r slog.Record) error {
-	ev := event{msg: r.Message}
+	ev := event{at: r.Time, msg: r.Message}
 	var b strings.Builder
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "worker" {
