@@ -21,6 +21,7 @@ import (
 type config struct {
 	listen       string        // address to listen on
 	connect      string        // driver address to dial instead (-connect); "": listen
+	giveUpAfter  time.Duration // -connect: exit once the driver is unreachable this long; 0: never
 	token        []byte        // shared secret; empty only on loopback
 	capacity     int           // chunks each worker process runs at once
 	cacheDir     string        // where received executables are kept
@@ -50,6 +51,7 @@ func configErr(format string, args ...any) error {
 var flagEnv = []struct{ flag, env string }{
 	{"listen", "POOLWORKER_LISTEN"},
 	{"connect", "POOLWORKER_CONNECT"},
+	{"give-up-after", "POOLWORKER_GIVE_UP_AFTER"},
 	{"token", "MP_TOKEN"},
 	{"token-file", "POOLWORKER_TOKEN_FILE"},
 	{"capacity", "POOLWORKER_CAPACITY"},
@@ -66,7 +68,7 @@ type rawFlags struct {
 	cacheDir                          string
 	maxBinary, logFormat, logLevel    string
 	capacity                          int
-	drainTimeout                      time.Duration
+	drainTimeout, giveUpAfter         time.Duration
 }
 
 // newFlagSet defines poolworker's flags on a new FlagSet that reports errors
@@ -77,6 +79,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.Usage = func() {}
 	fs.StringVar(&r.listen, "listen", defaultListen, "`host:port` to listen on; port 0 picks a free port (the log says which)")
 	fs.StringVar(&r.connect, "connect", "", "dial the driver at `host:port` (its MP_LISTEN) instead of listening, again whenever its worker process ends")
+	fs.DurationVar(&r.giveUpAfter, "give-up-after", 0, "with -connect: exit (status 0) once the driver has been unreachable this long, as a per-job worker should when its driver is done; 0 keeps trying")
 	fs.StringVar(&r.token, "token", "", "shared secret drivers must prove they hold (visible in ps: prefer -token-file or MP_TOKEN)")
 	fs.StringVar(&r.tokenFile, "token-file", "", "read the token from this `file` (surrounding white space is ignored)")
 	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
@@ -130,7 +133,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, given map[string]boo
 // check validates the raw flags and turns them into a config. given holds
 // the flags set on the command line.
 func (r *rawFlags) check(given map[string]bool) (config, error) {
-	cfg := config{listen: r.listen, connect: r.connect, capacity: r.capacity, logFormat: r.logFormat, drainTimeout: r.drainTimeout}
+	cfg := config{listen: r.listen, connect: r.connect, giveUpAfter: r.giveUpAfter, capacity: r.capacity, logFormat: r.logFormat, drainTimeout: r.drainTimeout}
 	var err error
 	if cfg.capacity < 1 {
 		return cfg, configErr("-capacity %d: must be at least 1 (the chunks each worker process runs at once)", cfg.capacity)
@@ -149,6 +152,12 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 	}
 	if cfg.token, err = r.readToken(given); err != nil {
 		return cfg, err
+	}
+	if cfg.giveUpAfter < 0 {
+		return cfg, configErr("-give-up-after %v: must not be negative", cfg.giveUpAfter)
+	}
+	if cfg.giveUpAfter > 0 && cfg.connect == "" {
+		return cfg, configErr("-give-up-after is for -connect: a listening poolworker waits for drivers")
 	}
 	if cfg.connect != "" {
 		if given["listen"] {

@@ -48,9 +48,17 @@ func connectUntilSignal(srv *server, cfg config) int {
 	looped := make(chan struct{})
 	go func() {
 		defer close(looped)
-		srv.connectLoop(cfg.connect)
+		srv.connectLoop(cfg.connect, cfg.giveUpAfter)
 	}()
-	s := <-sig
+	var s os.Signal
+	select {
+	case s = <-sig:
+	case <-looped: // the driver stayed away for -give-up-after
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+		return 0
+	}
 	srv.log.Info("signal received: draining", "signal", s.String(), "drain_timeout", cfg.drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
 	defer cancel()
@@ -71,10 +79,12 @@ func connectUntilSignal(srv *server, cfg config) int {
 // connection is served as an accepted one is (the driver is authenticated
 // before anything else: it proves first), and the next dial waits until the
 // worker process started for it has exited: a poolworker -connect serves
-// one session at a time.
-func (s *server) connectLoop(addr string) {
+// one session at a time. With giveUp > 0 it returns once the driver has
+// been unreachable for that long.
+func (s *server) connectLoop(addr string, giveUp time.Duration) {
 	backoff := connectMinBackoff
 	quiet := false // the driver's absence is logged once per absence
+	lastSeen := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -101,6 +111,10 @@ func (s *server) connectLoop(addr string) {
 				s.log.Info("the driver is not there; retrying with backoff", "driver", addr, "err", err)
 				quiet = true
 			}
+			if giveUp > 0 && time.Since(lastSeen) > giveUp {
+				s.log.Info("giving up: the driver has been unreachable for -give-up-after", "driver", addr, "give_up_after", giveUp)
+				return
+			}
 			if !wait() {
 				return
 			}
@@ -112,6 +126,7 @@ func (s *server) connectLoop(addr string) {
 		s.accepted(conn)
 		s.handlers.Wait()
 		s.reapers.Wait()
+		lastSeen = time.Now()
 		if time.Since(start) > 10*time.Second {
 			backoff = connectMinBackoff
 		} else if !wait() { // refused, or a session that ended at once: not in a tight loop

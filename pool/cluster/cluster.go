@@ -148,6 +148,8 @@ func New(opts ...pool.Option) (*Pool, error) {
 		err = p.startRemote()
 	}
 	if err != nil {
+		p.Terminate()
+		p.wg.Wait() // nothing of this pool outlives New
 		return nil, fmt.Errorf("cluster.New: %w", err)
 	}
 	go func() {
@@ -262,9 +264,7 @@ func (p *Pool) startRemote() error {
 	defer timeout.Stop()
 	// Workers() counts those connected at first from New's return.
 	if !p.members.waitReady(max(p.s.minMembers, ready), false, timeout.C) && p.members.readyCount() < p.s.minMembers {
-		n := p.members.readyCount()
-		p.Terminate()
-		return p.startErr(n, append(rerrs, errs...))
+		return p.startErr(p.members.readyCount(), append(rerrs, errs...))
 	}
 	return nil
 }
