@@ -203,7 +203,6 @@ func (w *wconn) serve() error {
 	err := w.read()
 	w.kill()
 	w.p.sched.remove(w)
-	w.p.members.down(w.name, err)
 	silent := time.Since(time.Unix(0, w.lastRecv.Load()))
 	w.mu.Lock()
 	lost := make([]*flight, 0, len(w.inflight))
@@ -213,6 +212,14 @@ func (w *wconn) serve() error {
 	w.inflight = map[uint64]*flight{}
 	retired, drained := w.retiring, w.drained
 	w.mu.Unlock()
+	switch {
+	case retired && len(lost) == 0 && drained:
+		w.p.members.down(w.name, errors.New("drained"))
+	case retired && len(lost) == 0:
+		w.p.members.down(w.name, errors.New("retired"))
+	default:
+		w.p.members.down(w.name, err)
+	}
 	if retired && len(lost) == 0 {
 		if drained {
 			w.p.logf(slog.LevelInfo, "worker drained", "worker", w.name)

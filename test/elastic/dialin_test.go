@@ -43,7 +43,8 @@ func TestDialIn(t *testing.T) {
 	a, b := connect(token), connect(token)
 
 	ev := newEvents()
-	p, err := cluster.New(cluster.Listen(addr), cluster.Token(token), cluster.MinMembers(2),
+	t.Setenv("MP_LISTEN", addr) // as a user would; cluster.Listen is the same
+	p, err := cluster.New(cluster.Token(token), cluster.MinMembers(2),
 		cluster.Logger(slog.New(ev)))
 	if err != nil {
 		t.Fatalf("New with two poolworkers dialling in: %v\na: %s\nb: %s", err, a.out, b.out)

@@ -27,7 +27,7 @@ import (
 // the namespace's (ip netns exec mounts /etc/netns/NAME/hosts over it): the
 // test process re-executes itself there with driverEnv set.
 const (
-	driverEnv = "MP_ELASTIC_DRIVER" // "map" or "noresolve"
+	driverEnv = "MP_ELASTIC_DRIVER" // "map", "vanish" or "noresolve"
 	service   = "workers.mpe.test"  // the name in the driver's hosts file
 	port      = "7450"
 	mapItems  = 4000
@@ -52,7 +52,7 @@ func driverMain() int {
 		_, err := cluster.New(cluster.Addresses("nosuch."+service+":"+port), cluster.Token(token))
 		res.Err = fmt.Sprint(err)
 		return 0
-	case "map":
+	case "map", "vanish":
 	default:
 		res.Err = "unknown mode"
 		return 1
@@ -75,9 +75,13 @@ func driverMain() int {
 			c.Close()
 		}
 	}()
+	reconnect := time.Minute
+	if os.Getenv(driverEnv) == "vanish" {
+		reconnect = time.Second
+	}
 	p, err := cluster.New(cluster.Addresses(service+":"+port), cluster.Token(token),
 		cluster.ResolveEvery(200*time.Millisecond), cluster.Heartbeat(200*time.Millisecond, time.Second),
-		cluster.ReconnectFor(time.Minute), cluster.Logger(log))
+		cluster.ReconnectFor(reconnect), cluster.Logger(log))
 	if err != nil {
 		res.Err = err.Error()
 		return 1
@@ -329,6 +333,37 @@ func TestElastic(t *testing.T) {
 	for _, h := range w.hosts {
 		t.Logf("%s ran %d items", h.ip, chunksOf(res.ByPID, h.pw.workerPIDs()))
 	}
+}
+
+// TestNameVanishes: a name that resolves to nothing for longer than
+// ReconnectFor behaves like no workers: its members are drained, and then
+// the call fails with ErrNoWorkers instead of waiting for ever.
+func TestNameVanishes(t *testing.T) {
+	w := newWorld(t, 1)
+	closeGate(t)
+	w.setHosts(w.hosts[0].ip)
+	ev := newEvents()
+	_, out, done := w.startDriver("vanish", ev)
+	const within = 2 * time.Minute // only stops a broken test from hanging
+	ev.wait(t, "map started", "", within)
+	ev.wait(t, "worker connected", w.hosts[0].ip, within)
+	w.setHosts()
+	ev.wait(t, "worker draining", w.hosts[0].ip, within)
+	openGate(t) // its chunks finish; the rest of the Map has no worker
+	select {
+	case <-done:
+	case <-time.After(within):
+		t.Fatalf("the driver did not finish; its log:\n%s", ev)
+	}
+	var res driverResult
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+		t.Fatalf("driver output %q: %v; its log:\n%s", out, err, ev)
+	}
+	if !strings.Contains(res.Err, "no workers") {
+		t.Fatalf("Map after the name vanished: err %q, want ErrNoWorkers; the driver's log:\n%s", res.Err, ev)
+	}
+	ev.wait(t, "worker drained", w.hosts[0].ip, time.Second)
+	t.Logf("the error: %s", res.Err)
 }
 
 // TestNameDoesNotResolve: New fails with an error that names the name.
