@@ -16,11 +16,14 @@ import (
 // embedded worker is given up. Each member runs in its own goroutine
 // (runMember) from join to leave.
 //
-// It also decides when the pool has no workers: after ReconnectFor with no
-// connection serving, calls fail with pool.ErrNoWorkers, until a member
-// connects again.
+// It also decides when the pool has no workers. Embedded workers are a
+// fixed set: when the last is given up (it could not be restarted for
+// ReconnectFor), for good. Poolworkers come and go: after ReconnectFor with
+// no connection serving, until one connects again. Calls then fail with
+// pool.ErrNoWorkers.
 type membership struct {
-	p *Pool
+	p        *Pool
+	embedded bool // members are worker processes started here
 
 	mu        sync.Mutex
 	stopped   bool
@@ -36,6 +39,7 @@ type membership struct {
 
 func (ms *membership) init(p *Pool) {
 	ms.p = p
+	ms.embedded = len(p.s.addrs) == 0 && p.s.listen == ""
 	ms.all = map[*member]struct{}{}
 	ms.byAddr = map[string]*member{}
 	ms.noWorkers = make(chan struct{})
@@ -101,6 +105,18 @@ func (ms *membership) left(m *member) {
 	if m.addr != "" && ms.byAddr[m.addr] == m {
 		delete(ms.byAddr, m.addr)
 	}
+	if ms.embedded && len(ms.all) == 0 && !ms.stopped {
+		ms.closeNoWorkersLocked()
+	}
+}
+
+func (ms *membership) closeNoWorkersLocked() {
+	select {
+	case <-ms.noWorkers:
+	default:
+		ms.p.logf(slog.LevelError, "no workers left", "for", ms.p.s.reconnectFor, "last", ms.lastErr)
+		close(ms.noWorkers)
+	}
 }
 
 // up records that a member's connection is serving.
@@ -143,7 +159,7 @@ func (ms *membership) failed(m *member, err error) {
 // armIdleLocked starts the ReconnectFor countdown to "no workers" if no
 // connection is serving.
 func (ms *membership) armIdleLocked() {
-	if ms.ready > 0 || ms.idle != nil || ms.stopped {
+	if ms.ready > 0 || ms.idle != nil || ms.stopped || ms.embedded {
 		return
 	}
 	var t *time.Timer
@@ -154,12 +170,7 @@ func (ms *membership) armIdleLocked() {
 			return // a connection came, or the pool stopped
 		}
 		ms.idle = nil
-		select {
-		case <-ms.noWorkers:
-		default:
-			ms.p.logf(slog.LevelError, "no workers left", "for", ms.p.s.reconnectFor, "last", ms.lastErr)
-			close(ms.noWorkers)
-		}
+		ms.closeNoWorkersLocked()
 	})
 	ms.idle = t
 }
