@@ -9,8 +9,10 @@ import (
 // with [NewConfig] from the options their constructor was given.
 type Config struct {
 	// Workers is how many items the pool runs at once: goroutines for the
-	// local backend, worker processes (or their total capacity) for the
-	// cluster. Default: runtime.GOMAXPROCS(0), the CPUs available.
+	// local backend, worker processes started on this machine for the
+	// cluster (with poolworkers, whose -capacity sets their share, a cap on
+	// the chunks in flight across the cluster). Default:
+	// runtime.GOMAXPROCS(0), the CPUs available.
 	Workers int
 	// WorkersSet reports whether the Workers option was given, so that a
 	// backend whose capacity comes from elsewhere (the cluster's
