@@ -21,7 +21,8 @@ type target struct {
 const resolveTimeout = 5 * time.Second
 
 // resolve returns the addresses entry (host:port) stands for: itself if host
-// is an IP address, else one per address the name resolves to. A name that
+// is an IP address, else one per address the name resolves to (its IPv4
+// addresses if it has any, else its IPv6 ones). A name that
 // does not exist, or has no address, gives none and an error wrapping
 // errNoAddress.
 func resolve(ctx context.Context, entry string) ([]string, error) {
@@ -42,9 +43,14 @@ func resolve(ctx context.Context, entry string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", entry, err)
 	}
+	// One family: a dual-stack name (localhost; a pod with an A and an
+	// AAAA record) would otherwise list each node twice.
+	v4 := slices.ContainsFunc(ips, func(ip string) bool { return net.ParseIP(ip).To4() != nil })
 	out := make([]string, 0, len(ips))
 	for _, ip := range ips {
-		out = append(out, net.JoinHostPort(ip, port))
+		if !v4 || net.ParseIP(ip).To4() != nil {
+			out = append(out, net.JoinHostPort(ip, port))
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -70,8 +71,10 @@ func TestStartWithoutOne(t *testing.T) {
 	ev.wait(t, "worker unreachable; starting without it, and retrying it", down, time.Second)
 	listening(t, down, cache, "1")
 	ev.wait(t, "worker connected", down, time.Minute)
-	for p.Workers() != 5 {
-		time.Sleep(10 * time.Millisecond) // Workers counts it once it serves
+	for deadline := time.Now().Add(time.Minute); p.Workers() != 5; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) { // only stops a broken test from hanging
+			t.Fatalf("Workers() = %d after the fifth connected, want 5", p.Workers())
+		}
 	}
 	got, err := pool.Map(context.Background(), p, work, []int{1, 2, 3})
 	if err != nil || len(got) != 3 || got[2].V != hash(3) {
@@ -117,5 +120,32 @@ func TestWorkersCaps(t *testing.T) {
 		if got[i].Start < got[i-1].End {
 			t.Fatalf("two chunks ran at once under pool.Workers(1): %v and %v", got[i-1], got[i])
 		}
+	}
+}
+
+// TestLocalhostName: a name is resolved and each node counted once, even
+// where the name has an IPv4 and an IPv6 address (localhost often has).
+func TestLocalhostName(t *testing.T) {
+	a := freeAddr(t)
+	listening(t, a, t.TempDir(), "2")
+	_, port, _ := net.SplitHostPort(a)
+	ev := newEvents()
+	p, err := cluster.New(cluster.Addresses("localhost:"+port), cluster.Token(token), cluster.Logger(slog.New(ev)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Close()
+		p.Join(context.Background())
+	}()
+	if got := p.Workers(); got != 2 {
+		t.Errorf("Workers() = %d for one node of capacity 2 named localhost, want 2", got)
+	}
+	if bad := ev.find("worker unreachable; starting without it, and retrying it", ""); len(bad) > 0 {
+		t.Errorf("localhost gave an address that is not the node: %v", bad)
+	}
+	got, err := pool.Map(context.Background(), p, work, []int{0, 1, 2})
+	if err != nil || len(got) != 3 || got[1].V != hash(1) {
+		t.Fatalf("Map: %v, %v", got, err)
 	}
 }
