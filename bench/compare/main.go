@@ -79,7 +79,7 @@ var quick = sizes{
 
 const imapBound = 16 << 20 // the Imap memory target
 
-var allSections = []string{"pi", "map", "apply", "async", "imap", "scale"}
+var allSections = []string{"pi", "map", "apply", "async", "imap", "scale", "sched"}
 
 type options struct {
 	sz           sizes
@@ -369,6 +369,20 @@ func run(o options) (string, error) {
 		}
 	}
 
+	// The scheduler scenarios: one run each.
+	var bal balanceResult
+	var stop stopResult
+	if o.sections["sched"] {
+		logf("scheduler: balance after 100 Applies")
+		if bal, err = schedBalance(); err != nil {
+			return "", fmt.Errorf("scheduler balance: %w", err)
+		}
+		logf("scheduler: a stopped worker")
+		if stop, err = schedStop(); err != nil {
+			return "", fmt.Errorf("scheduler, stopped worker: %w", err)
+		}
+	}
+
 	machineLine := fmt.Sprintf("%d CPUs, %s, %s/%s", ncpu, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 
 	// Sweeps and plots.
@@ -438,6 +452,9 @@ func run(o options) (string, error) {
 	}
 	if o.sections["scale"] {
 		reportScale(&b, sz, o, scales)
+	}
+	if o.sections["sched"] {
+		reportSched(&b, bal, stop)
 	}
 	if o.plotDir != "" {
 		reportSweeps(&b, sz, o, serialSweep, speedPts, itemPts, ms)

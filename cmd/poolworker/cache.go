@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +25,17 @@ import (
 // file is always complete, even with several poolworkers sharing the
 // directory. Within one poolworker, one upload per executable runs at a
 // time; the others wait for it (a while) and then find the file.
+//
+// The cache is kept under -cache-max bytes: after each upload, the least
+// recently used executables that no session of this poolworker uses are
+// removed until the rest fits. A file's modification time is its last use
+// (it is touched each time a driver asks for it), so the order survives a
+// restart and is shared by poolworkers sharing the directory. An executable
+// in use is never removed, so the cache can exceed the cap while the
+// executables in use alone exceed it. Poolworkers sharing a directory see
+// only their own sessions: one may remove a file another has running, which
+// unix allows (the running process keeps it); a driver that asks for it
+// again uploads it again.
 
 // tempPrefix starts the names of uploads in progress.
 const tempPrefix = ".upload-"
@@ -53,7 +66,8 @@ func prepareCache(dir string, log *slog.Logger) error {
 }
 
 // ensureExecutable makes sure the executable setup describes is in the
-// cache, receiving it from the driver if not, and returns its path.
+// cache, receiving it from the driver if not, and that this node can run
+// it (checkRunnable), and returns its path.
 func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Setup, log *slog.Logger) (string, error) {
 	unlock, err := s.lockHash(setup.SHA256)
 	if err != nil {
@@ -63,6 +77,11 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 	path := filepath.Join(s.cfg.cacheDir, setup.SHA256)
 	if cached(path, setup.Size) {
 		log.Debug("executable is cached")
+		now := time.Now()
+		os.Chtimes(path, now, now) // its last use, for eviction
+		if err := checkRunnable(path); err != nil {
+			return "", err
+		}
 		return path, boot.Send(wire.KindSetupReply, wire.SetupReply{NeedBinary: false})
 	}
 	if err := boot.Send(wire.KindSetupReply, wire.SetupReply{NeedBinary: true}); err != nil {
@@ -73,7 +92,12 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 		return "", err
 	}
 	s.uploads.Add(1)
+	s.metrics.uploads.Inc()
 	log.Info("received the executable", "bytes", setup.Size, "duration", time.Since(start).Round(time.Millisecond))
+	s.evict()
+	if err := checkRunnable(path); err != nil {
+		return "", err
+	}
 	return path, boot.Send(wire.KindSetupReply, wire.SetupReply{})
 }
 
@@ -179,4 +203,85 @@ func install(tmp *os.File, path string) error {
 		return refuse("this node cannot store the executable: %v", err)
 	}
 	return nil
+}
+
+// acquire marks the executable sum in use by one more session.
+func (s *server) acquire(sum string) {
+	s.mu.Lock()
+	s.inUse[sum]++
+	s.mu.Unlock()
+}
+
+// releaseExe marks the executable sum in use by one session fewer.
+func (s *server) releaseExe(sum string) {
+	s.mu.Lock()
+	if s.inUse[sum]--; s.inUse[sum] <= 0 {
+		delete(s.inUse, sum)
+	}
+	s.mu.Unlock()
+}
+
+// cacheEntry is a file in the cache directory.
+type cacheEntry struct {
+	name string
+	size int64
+	used time.Time // modification time: last use
+}
+
+// scanCache lists the cache directory: the executables, oldest use first,
+// and the total bytes of every file in it, uploads in progress included.
+func (s *server) scanCache() (exes []cacheEntry, total int64) {
+	entries, _ := os.ReadDir(s.cfg.cacheDir)
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		total += info.Size()
+		if isSHA256Hex(e.Name()) {
+			exes = append(exes, cacheEntry{e.Name(), info.Size(), info.ModTime()})
+		}
+	}
+	slices.SortFunc(exes, func(a, b cacheEntry) int { return a.used.Compare(b.used) })
+	return exes, total
+}
+
+// cacheBytes returns the bytes of every file in the cache directory. It
+// costs a directory scan.
+func (s *server) cacheBytes() int64 {
+	_, total := s.scanCache()
+	return total
+}
+
+// evict removes the least recently used executables not in use until the
+// cache holds at most -cache-max bytes, or only executables in use.
+func (s *server) evict() {
+	exes, total := s.scanCache()
+	for _, e := range exes {
+		if total <= s.cfg.cacheMax {
+			return
+		}
+		s.mu.Lock() // acquire, under the same lock, sees the file or its absence
+		busy := s.inUse[e.name] > 0
+		var err error
+		if !busy {
+			err = os.Remove(filepath.Join(s.cfg.cacheDir, e.name))
+		}
+		s.mu.Unlock()
+		switch {
+		case busy:
+			continue
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			s.log.Warn("cannot remove an executable from the cache", "exe", e.name[:12], "err", err)
+			continue
+		case err == nil:
+			s.metrics.evictions.Inc()
+			s.log.Info("removed an executable from the cache", "exe", e.name[:12], "bytes", e.size,
+				"last_used", e.used.UTC().Format(time.RFC3339), "cache_max", s.cfg.cacheMax)
+		}
+		total -= e.size
+	}
+	if total > s.cfg.cacheMax {
+		s.log.Warn("the cache exceeds -cache-max: the executables left are in use", "bytes", total, "cache_max", s.cfg.cacheMax)
+	}
 }

@@ -25,7 +25,10 @@ type child struct {
 	start   time.Time
 	log     *slog.Logger
 	out     *tail.Buffer  // its last output
-	started *os.File      // read end of the pipe on which it says it reached WorkerMain
+	sha     string        // the executable's SHA-256, in use until the process exits
+	started *os.File      // read end of its status pipe: a byte when it reaches WorkerMain, then its counts
+	said    chan bool     // whether it wrote that byte before the pipe ended; buffered
+	read    chan struct{} // closed when the status pipe is read to the end
 	exited  chan struct{} // closed when it has been waited for
 	waitErr error         // how it ended, once exited is closed
 }
@@ -50,7 +53,7 @@ var childEnvKeys = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GOG
 // the driver why, with the process's last lines of output, in an Error on
 // boot. After spawn returns, nothing may be written to conn here; the
 // caller closes its copy.
-func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []string, log *slog.Logger) error {
+func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []string, sha string, log *slog.Logger) error {
 	fc, ok := conn.(interface{ File() (*os.File, error) })
 	if !ok {
 		return refuse("this node cannot pass a %T to a worker process", conn)
@@ -61,7 +64,7 @@ func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []stri
 	}
 	defer f.Close()
 	for attempt := 1; ; attempt++ {
-		c, err := s.startChild(path, args, f, log)
+		c, err := s.startChild(path, args, sha, f, log)
 		if err == nil {
 			log.Info("worker process started", "pid", c.cmd.Process.Pid, "capacity", s.cfg.capacity)
 			if why := c.waitStarted(); why != "" {
@@ -81,8 +84,8 @@ func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []stri
 }
 
 // startChild starts one worker process on f and records it, unless the
-// server is shutting down.
-func (s *server) startChild(path string, args []string, f *os.File, log *slog.Logger) (*child, error) {
+// server is shutting down. A goroutine reads its status pipe.
+func (s *server) startChild(path string, args []string, sha string, f *os.File, log *slog.Logger) (*child, error) {
 	started, startedW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("a pipe for the worker process: %w", err)
@@ -108,10 +111,12 @@ func (s *server) startChild(path string, args []string, f *os.File, log *slog.Lo
 		}
 		return nil, refuse("this node cannot start the executable: %v", err)
 	}
-	c := &child{cmd: cmd, start: time.Now(), out: out, started: started, exited: make(chan struct{})}
+	c := &child{cmd: cmd, start: time.Now(), out: out, sha: sha, started: started,
+		said: make(chan bool, 1), read: make(chan struct{}), exited: make(chan struct{})}
 	c.log = log.With("pid", cmd.Process.Pid)
 	s.children[cmd.Process.Pid] = c
 	s.reapers.Add(1)
+	go s.readStatus(c)
 	go s.reap(c)
 	return c, nil
 }
@@ -129,20 +134,26 @@ func childEnv(capacity int) []string {
 	return append(env, "MP_WORKER=fd", "MP_WORKER_FD=3", "MP_WORKER_STARTED_FD=4", "MP_WORKER_CAPACITY="+strconv.Itoa(capacity))
 }
 
+// readStatus reads c's status pipe: the byte that says c reached
+// cluster.WorkerMain, then the counts it reports (spec.md, "Counts"), until
+// the pipe ends.
+func (s *server) readStatus(c *child) {
+	defer close(c.read)
+	var b [1]byte
+	n, _ := c.started.Read(b[:]) // EOF when it exits without a word
+	c.said <- n == 1
+	if n == 1 {
+		s.metrics.readCounts(c.started)
+	}
+}
+
 // waitStarted waits until c says it reached cluster.WorkerMain, and returns
 // "", or returns why it did not: it exited, or took over startTimeout (it is
 // killed then: it serves nobody).
 func (c *child) waitStarted() string {
-	said := make(chan bool, 1)
-	go func() {
-		var b [1]byte
-		n, _ := c.started.Read(b[:]) // EOF when it exits without a word
-		said <- n == 1
-	}()
-	defer c.started.Close()
 	pid := c.cmd.Process.Pid
 	select {
-	case ok := <-said:
+	case ok := <-c.said:
 		if ok {
 			return ""
 		}
@@ -159,15 +170,26 @@ func (c *child) waitStarted() string {
 	}
 }
 
-// reap waits for c to exit, forgets it and logs how it ended.
+// countsDrain bounds the wait for the rest of an exited worker process's
+// status pipe: what it wrote is in the pipe already, but a process it
+// started may hold the pipe open.
+const countsDrain = time.Second
+
+// reap waits for c to exit, reads the rest of its counts, forgets it and
+// logs how it ended.
 func (s *server) reap(c *child) {
 	defer s.reapers.Done()
 	err := c.cmd.Wait()
 	c.waitErr = err
 	close(c.exited)
+	c.started.SetReadDeadline(time.Now().Add(countsDrain))
+	<-c.read
+	c.started.Close()
 	s.mu.Lock()
 	delete(s.children, c.cmd.Process.Pid)
 	s.mu.Unlock()
+	s.releaseExe(c.sha)
+	s.metrics.sessions.Dec()
 	attrs := []any{"duration", time.Since(c.start).Round(time.Millisecond)}
 	st := c.cmd.ProcessState
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

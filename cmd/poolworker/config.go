@@ -25,7 +25,10 @@ type config struct {
 	token        []byte        // shared secret; empty only on loopback
 	capacity     int           // chunks each worker process runs at once
 	cacheDir     string        // where received executables are kept
+	cacheMax     int64         // bytes of executables kept; least recently used ones go
 	maxBinary    int64         // largest executable accepted, in bytes
+	metrics      string        // host:port serving /metrics, /healthz, /readyz; "" for none
+	version      bool          // print the version and exit
 	logFormat    string        // "text" or "json"
 	logLevel     slog.Level    // least severe level logged
 	drainTimeout time.Duration // how long children get to finish on SIGTERM
@@ -35,6 +38,7 @@ type config struct {
 const (
 	defaultListen       = "127.0.0.1:7450"
 	defaultMaxBinary    = 1 << 30
+	defaultCacheMax     = 2 << 30
 	defaultDrainTimeout = 30 * time.Second
 )
 
@@ -56,19 +60,22 @@ var flagEnv = []struct{ flag, env string }{
 	{"token-file", "POOLWORKER_TOKEN_FILE"},
 	{"capacity", "POOLWORKER_CAPACITY"},
 	{"cache-dir", "POOLWORKER_CACHE_DIR"},
+	{"cache-max", "POOLWORKER_CACHE_MAX"},
 	{"max-binary", "POOLWORKER_MAX_BINARY"},
 	{"log-format", "POOLWORKER_LOG_FORMAT"},
 	{"log-level", "POOLWORKER_LOG_LEVEL"},
 	{"drain-timeout", "POOLWORKER_DRAIN_TIMEOUT"},
+	{"metrics-listen", "POOLWORKER_METRICS_LISTEN"},
 }
 
 // rawFlags holds the flags' values before they are checked.
 type rawFlags struct {
 	listen, connect, token, tokenFile string
-	cacheDir                          string
-	maxBinary, logFormat, logLevel    string
+	cacheDir, cacheMax, maxBinary     string
+	logFormat, logLevel, metrics      string
 	capacity                          int
 	drainTimeout, giveUpAfter         time.Duration
+	version                           bool
 }
 
 // newFlagSet defines poolworker's flags on a new FlagSet that reports errors
@@ -84,7 +91,10 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.tokenFile, "token-file", "", "read the token from this `file` (surrounding white space is ignored)")
 	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
 	fs.StringVar(&r.cacheDir, "cache-dir", "", "`directory` of received executables (default $XDG_CACHE_HOME/mp/poolworker)")
+	fs.StringVar(&r.cacheMax, "cache-max", "2GiB", "bytes of executables the cache keeps: past it, the least recently used ones\nno worker process runs are removed (same units as -max-binary)")
 	fs.StringVar(&r.maxBinary, "max-binary", "1GiB", "largest executable accepted: bytes, or with a suffix KiB, MiB or GiB")
+	fs.StringVar(&r.metrics, "metrics-listen", "", "`host:port` serving /healthz (live), /readyz (accepting drivers; 503 while\ndraining) and /metrics (Prometheus); off if empty")
+	fs.BoolVar(&r.version, "version", false, "print poolworker's version and exit")
 	fs.StringVar(&r.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&r.logLevel, "log-level", "info", "least severe level logged: debug, info, warn or error")
 	fs.DurationVar(&r.drainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM or SIGINT, how long worker processes get to finish their chunks before they are killed")
@@ -133,7 +143,11 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, given map[string]boo
 // check validates the raw flags and turns them into a config. given holds
 // the flags set on the command line.
 func (r *rawFlags) check(given map[string]bool) (config, error) {
-	cfg := config{listen: r.listen, connect: r.connect, giveUpAfter: r.giveUpAfter, capacity: r.capacity, logFormat: r.logFormat, drainTimeout: r.drainTimeout}
+	cfg := config{listen: r.listen, connect: r.connect, giveUpAfter: r.giveUpAfter, capacity: r.capacity,
+		logFormat: r.logFormat, drainTimeout: r.drainTimeout, metrics: r.metrics, version: r.version}
+	if cfg.version {
+		return cfg, nil
+	}
 	var err error
 	if cfg.capacity < 1 {
 		return cfg, configErr("-capacity %d: must be at least 1 (the chunks each worker process runs at once)", cfg.capacity)
@@ -143,6 +157,16 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 	}
 	if cfg.maxBinary, err = parseSize(r.maxBinary); err != nil {
 		return cfg, configErr("-max-binary %q: %v", r.maxBinary, err)
+	}
+	if cfg.cacheMax, err = parseSize(r.cacheMax); err != nil {
+		return cfg, configErr("-cache-max %q: %v", r.cacheMax, err)
+	}
+	if cfg.metrics != "" {
+		if _, port, err := net.SplitHostPort(cfg.metrics); err != nil {
+			return cfg, configErr("-metrics-listen %q: want host:port, e.g. :9450 or 127.0.0.1:9450 (%v)", cfg.metrics, err)
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			return cfg, configErr("-metrics-listen %q: bad port %q", cfg.metrics, port)
+		}
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		return cfg, configErr("-log-format %q: want text or json", cfg.logFormat)

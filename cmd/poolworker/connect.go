@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 )
@@ -43,8 +42,6 @@ func connectUntilSignal(srv *server, cfg config) int {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
-	srv.log.Info("dialling the driver", "driver", cfg.connect, "capacity", cfg.capacity, "cache_dir", cfg.cacheDir,
-		"node", runtime.GOOS+"/"+runtime.GOARCH, "pid", os.Getpid())
 	looped := make(chan struct{})
 	go func() {
 		defer close(looped)

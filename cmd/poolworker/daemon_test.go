@@ -143,7 +143,8 @@ func TestDaemonHelp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("poolworker -h: %v\n%s", err, out)
 	}
-	for _, want := range []string{"MP_ADDRESS", "MP_TOKEN", "-capacity", "-token-file", "approximate_pi"} {
+	for _, want := range []string{"MP_ADDRESS", "MP_TOKEN", "-capacity", "-token-file", "approximate_pi",
+		"-metrics-listen", "/readyz", "-cache-max", "CGO_ENABLED=0"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("poolworker -h does not mention %s:\n%s", want, out)
 		}
@@ -160,6 +161,8 @@ func TestDaemonBadFlags(t *testing.T) {
 		{[]string{"-capacity", "0"}, []string{"-capacity"}},
 		{[]string{"-listen", "0.0.0.0:0"}, []string{"-token-file", "MP_TOKEN"}},
 		{[]string{"-max-binary", "lots"}, []string{"-max-binary"}},
+		{[]string{"-cache-max", "-1"}, []string{"-cache-max"}},
+		{[]string{"-metrics-listen", "nowhere"}, []string{"-metrics-listen"}},
 		{[]string{"-no-such-flag"}, []string{"-no-such-flag"}},
 		{[]string{"-token", "a", "-token-file", "b"}, []string{"-token", "-token-file"}},
 	}

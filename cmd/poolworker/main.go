@@ -12,11 +12,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -36,29 +39,80 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolworker: %v\nRun poolworker -h for help.\n", err)
 		return 2
 	}
+	if cfg.version {
+		fmt.Fprintln(stdout, versionLine())
+		return 0
+	}
 	log := newLogger(cfg, stderr)
 	if err := prepareCache(cfg.cacheDir, log); err != nil {
 		fmt.Fprintf(stderr, "poolworker: %v\n", err)
 		return 2
 	}
-	if cfg.connect != "" {
-		if len(cfg.token) == 0 {
-			log.Warn("no token set: any program on this machine that listens on the driver's address can run code as this user through poolworker; set -token-file or MP_TOKEN")
+	srv := newServer(cfg, log)
+	var ln net.Listener
+	attrs := []any{"capacity", cfg.capacity, "cache_dir", cfg.cacheDir,
+		"cache_max", cfg.cacheMax, "node", runtime.GOOS + "/" + runtime.GOARCH, "pid", os.Getpid()}
+	if cfg.connect == "" { // with -connect, it dials the driver instead
+		if ln, err = net.Listen("tcp", cfg.listen); err != nil {
+			log.Error("cannot listen", "err", err)
+			return 1
 		}
-		return connectUntilSignal(newServer(cfg, log), cfg)
+		attrs = append([]any{"addr", ln.Addr().String()}, attrs...)
 	}
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		log.Error("cannot listen", "err", err)
-		return 1
+	if cfg.metrics != "" {
+		mln, err := net.Listen("tcp", cfg.metrics)
+		if err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			log.Error("cannot listen for metrics (-metrics-listen)", "err", err)
+			return 1
+		}
+		ops := &http.Server{Handler: srv.opsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go ops.Serve(mln)
+		defer ops.Close() // after the drain, so that probes see /readyz fail meanwhile
+		attrs = append(attrs, "metrics", mln.Addr().String())
 	}
-	if len(cfg.token) == 0 {
+	switch {
+	case len(cfg.token) > 0:
+	case cfg.connect != "":
+		log.Warn("no token set: any program on this machine that listens on the driver's address can run code as this user through poolworker; set -token-file or MP_TOKEN")
+	default:
 		log.Warn("no token set: any program on this machine can run code as this user through poolworker; set -token-file or MP_TOKEN")
 	}
-	srv := newServer(cfg, log)
-	log.Info("listening", "addr", ln.Addr().String(), "capacity", cfg.capacity, "cache_dir", cfg.cacheDir,
-		"node", runtime.GOOS+"/"+runtime.GOARCH, "pid", os.Getpid())
+	srv.evict()
+	if cfg.connect != "" {
+		log.Info("dialling the driver", append([]any{"driver", cfg.connect}, attrs...)...)
+		return connectUntilSignal(srv, cfg)
+	}
+	log.Info("listening", attrs...)
 	return serveUntilSignal(srv, ln, cfg)
+}
+
+// versionLine describes this build of poolworker: its module version (a
+// tag, or a pseudo-version from the checkout it was built in), the commit
+// if known, and the Go version and system.
+func versionLine() string {
+	version, commit, modified := "unknown", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	line := "poolworker " + version
+	if commit != "" {
+		line += " commit " + commit
+		if modified {
+			line += " (modified)"
+		}
+	}
+	return line + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 // serveUntilSignal serves on ln until SIGTERM or SIGINT, then shuts srv
@@ -100,10 +154,12 @@ programs that use github.com/mpgo/mp/pool/cluster, Go's multiprocessing.Pool.
 
 A program (the driver) started with MP_ADDRESS=host:port,... and MP_TOKEN=secret
 connects to each poolworker listed and sends it the program's own executable
-(once: a node caches it by SHA-256 in -cache-dir). The poolworker starts it as
-a worker process that runs the driver's chunks. Nothing but poolworker is
-installed on a node; programs must be built for the node's system (this one
-is %s).
+(once: a node caches it by SHA-256 in -cache-dir, up to -cache-max bytes). The
+poolworker starts it as a worker process that runs the driver's chunks.
+Nothing but poolworker is installed on a node; programs must be built for the
+node's system (this one is %s), and without cgo unless the node has the C
+library they link (CGO_ENABLED=0 go build): poolworker refuses others, and the
+driver's error says why.
 
 Example: two nodes on this machine, and the π example using them:
 
@@ -125,6 +181,11 @@ SIGTERM or SIGINT drains: poolworker stops accepting drivers, asks its worker
 processes to finish the chunks they hold (drivers send the rest elsewhere),
 waits up to -drain-timeout, kills those left, and exits 0.
 
+For operators, -metrics-listen :9450 serves /healthz (live: the process is not
+stuck), /readyz (ready: it accepts drivers; 503 while draining) and /metrics
+(Prometheus: sessions, worker processes, chunks and items run by outcome,
+cache bytes, handshake failures by reason).
+
 Usage: poolworker [flags]
 
 Flags (a flag not given is read from the environment variable shown):
@@ -145,9 +206,12 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 		}
 		text = strings.ReplaceAll(text, "\n", "\n    \t")
 		fmt.Fprintf(w, "%s\n    \t%s", line, text)
-		if f.DefValue != "" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
-		fmt.Fprintf(w, " [$%s]\n", env[f.Name])
+		if env[f.Name] != "" {
+			fmt.Fprintf(w, " [$%s]", env[f.Name])
+		}
+		fmt.Fprintln(w)
 	})
 }

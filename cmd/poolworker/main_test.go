@@ -170,6 +170,7 @@ func startServer(t *testing.T, edit func(*config)) *testServer {
 		capacity:     2,
 		cacheDir:     t.TempDir(),
 		maxBinary:    defaultMaxBinary,
+		cacheMax:     defaultCacheMax,
 		logLevel:     slog.LevelDebug,
 		drainTimeout: 10 * time.Second,
 	}

@@ -38,6 +38,7 @@ type server struct {
 	cfg      config
 	log      *slog.Logger
 	childOut io.Writer // worker processes' stdout and stderr
+	metrics  *metrics
 
 	uploads atomic.Int64 // executables received and stored
 
@@ -48,6 +49,7 @@ type server struct {
 	pending   map[net.Conn]struct{}     // not yet handed over
 	children  map[int]*child            // worker processes running
 	hashLocks map[string]chan struct{}  // one upload per executable at a time
+	inUse     map[string]int            // by SHA-256: sessions using each cached executable
 	handlers  sync.WaitGroup            // connection handlers
 	reapers   sync.WaitGroup            // goroutines waiting for children
 }
@@ -55,7 +57,7 @@ type server struct {
 // newServer returns a server for cfg that logs to log. cfg.cacheDir must
 // exist.
 func newServer(cfg config, log *slog.Logger) *server {
-	return &server{
+	s := &server{
 		cfg:       cfg,
 		log:       log,
 		childOut:  os.Stderr,
@@ -64,7 +66,17 @@ func newServer(cfg config, log *slog.Logger) *server {
 		pending:   map[net.Conn]struct{}{},
 		children:  map[int]*child{},
 		hashLocks: map[string]chan struct{}{},
+		inUse:     map[string]int{},
 	}
+	s.metrics = newMetrics(s.workerProcesses, s.cacheBytes)
+	return s
+}
+
+// workerProcesses returns the number of worker processes running.
+func (s *server) workerProcesses() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.children)
 }
 
 // Serve accepts connections on ln and serves each in its own goroutine,
@@ -151,15 +163,23 @@ func (s *server) handle(conn net.Conn) {
 	defer s.release(conn)
 	log := s.log.With("remote", conn.RemoteAddr().String())
 	if err := wire.WorkerHandshake(conn, s.cfg.token, wire.DefaultHandshakeTimeout); err != nil {
+		s.metrics.handshakeFailed(err)
 		log.Log(context.Background(), handshakeLevel(err), "handshake failed", "err", err)
 		return
 	}
+	// The session lasts until setUp fails here, or until the worker
+	// process that takes it over exits (reap).
+	s.metrics.sessions.Inc()
 	boot := wire.NewUnbufferedCodec(conn, bootMaxFrame)
 	err := s.setUp(conn, boot, log)
+	if err != nil {
+		s.metrics.sessions.Dec()
+	}
 	var r *refusal
 	switch {
 	case err == nil:
 	case errors.As(err, &r):
+		s.metrics.refusals.Inc()
 		log.Warn("refused the driver", "reason", r.msg)
 		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		boot.Send(wire.KindSetupReply, wire.SetupReply{Error: r.msg})
@@ -191,12 +211,18 @@ func (s *server) setUp(conn net.Conn, boot *wire.Codec, log *slog.Logger) error 
 		return err
 	}
 	log = log.With("exe", setup.SHA256[:12])
+	// The executable is in use from here, so that eviction leaves it, until
+	// its worker process exits (reap) or setUp fails.
+	s.acquire(setup.SHA256)
 	path, err := s.ensureExecutable(conn, boot, setup, log)
-	if err != nil {
-		return err
+	if err == nil {
+		conn.SetDeadline(time.Time{})
+		err = s.spawn(conn, boot, path, setup.Args, setup.SHA256, log)
 	}
-	conn.SetDeadline(time.Time{})
-	return s.spawn(conn, boot, path, setup.Args, log)
+	if err != nil {
+		s.releaseExe(setup.SHA256)
+	}
+	return err
 }
 
 // recvSetup reads the Setup message.

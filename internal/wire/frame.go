@@ -72,8 +72,8 @@ type Codec struct {
 
 	wmu      sync.Mutex
 	w        io.Writer
-	wbuf     bytes.Buffer // frames encoded and not yet written
-	spare    bytes.Buffer // the frames being written by the flusher
+	wbuf     sendBuf // frames encoded and not yet written
+	spare    sendBuf // the frames being written by the flusher
 	enc      *msgpack.Encoder
 	flushing bool  // a sender is writing; others just queue their frames
 	werr     error // the first write error; the stream is broken after it
@@ -193,19 +193,19 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 	if c.werr != nil {
 		return c.werr
 	}
-	start := c.wbuf.Len()
+	start := len(c.wbuf.b)
 	c.start = start
-	c.wbuf.Write([]byte{0, 0, 0, 0, byte(k)})
+	c.wbuf.b = append(c.wbuf.b, 0, 0, 0, 0, byte(k))
 	if err := safeEncode(c.enc, encode); err != nil {
-		c.wbuf.Truncate(start)
+		c.wbuf.b = c.wbuf.b[:start]
 		return err
 	}
-	n := c.wbuf.Len() - start - 4
+	n := len(c.wbuf.b) - start - 4
 	if n > c.max {
-		c.wbuf.Truncate(start)
+		c.wbuf.b = c.wbuf.b[:start]
 		return fmt.Errorf("%w: a %s message of %d bytes, limit %d (use a smaller chunksize)", ErrFrameTooLarge, k, n, c.max)
 	}
-	binary.BigEndian.PutUint32(c.wbuf.Bytes()[start:], uint32(n))
+	binary.BigEndian.PutUint32(c.wbuf.b[start:], uint32(n))
 	if c.flushing {
 		return nil
 	}
@@ -215,14 +215,14 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 	c.wmu.Unlock()
 	runtime.Gosched()
 	c.wmu.Lock()
-	for c.wbuf.Len() > 0 && c.werr == nil {
+	for len(c.wbuf.b) > 0 && c.werr == nil {
 		// The encoder keeps writing into c.wbuf (its address does not
 		// change); the queued frames move to spare for writing.
 		c.wbuf, c.spare = c.spare, c.wbuf
 		c.wmu.Unlock()
-		_, err := c.w.Write(c.spare.Bytes())
+		_, err := c.w.Write(c.spare.b)
 		c.wmu.Lock()
-		c.spare.Reset()
+		c.spare.b = c.spare.b[:0]
 		if err != nil {
 			c.werr = err
 		}
@@ -278,25 +278,25 @@ func (c *Codec) SendItems(k, partial Kind, fields int, head func(*msgpack.Encode
 		if n < 0 {
 			return enc.EncodeNil()
 		}
-		at := c.wbuf.Len()
-		c.wbuf.Write([]byte{0xdd, 0, 0, 0, 0})
+		at := len(c.wbuf.b)
+		c.wbuf.b = append(c.wbuf.b, 0xdd, 0, 0, 0, 0)
 		limit := c.start + 4 + c.max
 		for i := from; i < to; i++ {
-			mark := c.wbuf.Len()
+			mark := len(c.wbuf.b)
 			if err := item(enc, i); err != nil {
 				return fmt.Errorf("%w: %w", ErrEncode, err)
 			}
-			if c.wbuf.Len() > limit {
+			if len(c.wbuf.b) > limit {
 				if written == 0 {
-					return &TooLargeError{Index: i, Size: c.wbuf.Len() - mark, Limit: c.max}
+					return &TooLargeError{Index: i, Size: len(c.wbuf.b) - mark, Limit: c.max}
 				}
-				c.wbuf.Truncate(mark)
-				c.wbuf.Bytes()[c.start+4] = byte(partial)
+				c.wbuf.b = c.wbuf.b[:mark]
+				c.wbuf.b[c.start+4] = byte(partial)
 				break
 			}
 			written++
 		}
-		binary.BigEndian.PutUint32(c.wbuf.Bytes()[at+1:], uint32(written))
+		binary.BigEndian.PutUint32(c.wbuf.b[at+1:], uint32(written))
 		return nil
 	})
 	if err != nil {
@@ -308,14 +308,35 @@ func (c *Codec) SendItems(k, partial Kind, fields int, head func(*msgpack.Encode
 // shrink drops a large write buffer so that one huge message does not pin
 // its memory for the connection's life.
 func (c *Codec) shrink() {
-	if c.spare.Cap() > 1<<20 {
-		c.spare = bytes.Buffer{}
+	if cap(c.spare.b) > 1<<20 {
+		c.spare.b = nil
 	}
-	if c.wbuf.Len() == 0 && c.wbuf.Cap() > 1<<20 {
+	if len(c.wbuf.b) == 0 && cap(c.wbuf.b) > 1<<20 {
 		// The encoder writes to &c.wbuf, which this does not move; an
 		// enc.Reset would also clear its options (UseCompactInts).
-		c.wbuf = bytes.Buffer{}
+		c.wbuf.b = nil
 	}
+}
+
+// sendBuf is the Codec's write buffer: a byte slice the msgpack encoder
+// appends to. An encoder writes each number and each header separately, and
+// an append takes fewer instructions than bytes.Buffer's Write, which also
+// tracks reads and grows by steps of its own.
+type sendBuf struct{ b []byte }
+
+func (s *sendBuf) Write(p []byte) (int, error) {
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *sendBuf) WriteByte(c byte) error {
+	s.b = append(s.b, c)
+	return nil
+}
+
+func (s *sendBuf) WriteString(str string) (int, error) {
+	s.b = append(s.b, str...)
+	return len(str), nil
 }
 
 // safeEncode runs encode, turning a panic (a user type's EncodeMsgpack, say)

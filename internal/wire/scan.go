@@ -34,8 +34,37 @@ func checkBody(b []byte) error {
 	return nil
 }
 
+// scalarLen is, for each first byte of a msgpack value that neither opens
+// an array or map nor has a length field, the bytes of payload that follow
+// it; -1 for the others. It is the fast path of scanValue: a Map's
+// arguments and results are mostly such values.
+var scalarLen = func() (t [256]int8) {
+	for c := range t {
+		switch {
+		case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3: // fixint, nil, bool
+			t[c] = 0
+		case c >= 0xa0 && c <= 0xbf: // fixstr
+			t[c] = int8(c & 0x1f)
+		case c == 0xca:
+			t[c] = 4
+		case c == 0xcb:
+			t[c] = 8
+		case c >= 0xcc && c <= 0xcf: // uint 8…64
+			t[c] = 1 << (c - 0xcc)
+		case c >= 0xd0 && c <= 0xd3: // int 8…64
+			t[c] = 1 << (c - 0xd0)
+		case c >= 0xd4 && c <= 0xd8: // fixext 1…16
+			t[c] = 1 + 1<<(c-0xd4)
+		default:
+			t[c] = -1
+		}
+	}
+	return t
+}()
+
 // scanValue reads the msgpack value at the start of b without decoding it,
-// and returns where it ends. It uses no recursion.
+// and returns where it ends. It uses no recursion, and allocates only for
+// values nesting more than 16 deep.
 func scanValue(b []byte) (end int, err error) {
 	var open []uint64 // items still to read in each array or map not yet ended
 	i := 0
@@ -45,6 +74,23 @@ func scanValue(b []byte) (end int, err error) {
 		}
 		c := b[i]
 		i++
+		if n := int(scalarLen[c]); n >= 0 {
+			if n > len(b)-i {
+				return 0, errTruncated
+			}
+			i += n
+			if len(open) == 0 {
+				return i, nil
+			}
+			open[len(open)-1]--
+			for len(open) > 0 && open[len(open)-1] == 0 {
+				open = open[:len(open)-1]
+			}
+			if len(open) == 0 {
+				return i, nil
+			}
+			continue
+		}
 		var (
 			items  uint64 // items of the array or map this value opens
 			length int    // bytes of a length field that follows

@@ -108,6 +108,20 @@ func TestScanValueMatchesMsgpack(t *testing.T) {
 				t.Errorf("scanValue(%T % .20x…) = %d, %v; want %d", v, b, end, err, len(b))
 			}
 		}
+		// Inside arrays, first and last (scalars take a fast path that
+		// must count them in their container), and cut short.
+		in := mustMarshal(t, []any{v, []any{1, v}, v})
+		if end, err := scanValue(append(in, 0x01)); err != nil || end != len(in) {
+			t.Errorf("scanValue([%T…]) = %d, %v; want %d", v, end, err, len(in))
+		}
+		if _, err := scanValue(in[:len(in)-1]); err != errTruncated {
+			t.Errorf("scanValue([%T…] cut short) = %v, want errTruncated", v, err)
+		}
+		if len(b) > 1 {
+			if _, err := scanValue(b[:len(b)-1]); err != errTruncated {
+				t.Errorf("scanValue(%T cut short) = %v, want errTruncated", v, err)
+			}
+		}
 	}
 	// Exts of every size, which msgpack writes only for registered types.
 	for _, b := range [][]byte{

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
@@ -27,3 +28,18 @@ func BenchmarkApply(b *testing.B)      { bench.Apply(b) }
 func BenchmarkApplyAsync(b *testing.B) { bench.ApplyAsync(b) }
 func BenchmarkPi(b *testing.B)         { bench.Pi(b) }
 func BenchmarkStartup(b *testing.B)    { bench.Startup(b) }
+
+// instrBench is bench with a heartbeat timeout of a minute, for runs under
+// valgrind (bench/instructions.sh), where every process runs some 50 times
+// slower and the default timeout would take workers for lost.
+var instrBench = pooltest.Benchmarks{
+	New: func(b *testing.B, opts ...pool.Option) pool.Pool {
+		return bench.New(b, append(opts, cluster.Heartbeat(time.Second, time.Minute))...)
+	},
+	MaxItems: 1e5,
+}
+
+// BenchmarkInstrApply and BenchmarkInstrMap are Apply and Map for counting
+// instructions (bench/instructions.sh); their times mean nothing.
+func BenchmarkInstrApply(b *testing.B) { instrBench.Apply(b) }
+func BenchmarkInstrMap(b *testing.B)   { instrBench.Map(b) }

@@ -32,6 +32,7 @@ type wconn struct {
 	credits   int       // chunks it may hold: 2×capacity, deeper while chunks are quick
 	slots     int       // chunks reserved or in flight
 	busySince time.Time // when slots last rose from 0
+	idleSince time.Time // when slots last fell to 0
 	removed   bool      // no longer in sched.conns: its slots left the total
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received

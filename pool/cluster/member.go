@@ -106,11 +106,48 @@ func (m *member) reap() {
 	}
 	select {
 	case <-exited:
-	case <-time.After(3 * time.Second):
+	case <-time.After(reapGrace):
 		cmd.Process.Kill()
 		<-exited
 	}
 }
+
+// reapLater detaches the member's process, if any, so that its
+// replacement can start at once, and waits for it in the background: a
+// process whose connection was lost is killed at once (it is stopped,
+// hung, or about to run chunks already re-run elsewhere); one that retired
+// or was told to stop has reap's grace to exit by itself, unless the pool
+// is terminated. The pool's Join waits for it.
+func (p *Pool) reapLater(m *member, lost bool) {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.cmd, m.exited = nil, nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if lost {
+		cmd.Process.Kill()
+	}
+	p.wg.Add(1) // the caller, a member's goroutine, holds the count above 0
+	go func() {
+		defer p.wg.Done()
+		grace := time.NewTimer(reapGrace)
+		defer grace.Stop()
+		select {
+		case <-exited:
+			return
+		case <-grace.C:
+		case <-p.term:
+		}
+		cmd.Process.Kill()
+		<-exited
+	}()
+}
+
+// reapGrace is how long a worker process whose connection closed may take
+// to exit by itself before it is killed.
+const reapGrace = 3 * time.Second
 
 // spawn starts a worker process by re-executing this program, and accepts
 // its connection on a loopback listener of its own.

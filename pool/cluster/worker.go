@@ -62,12 +62,16 @@ func WorkerMain() {
 	for _, k := range []string{envMode, envAddr, envToken, envFD, envCapacity, envStarted} {
 		defer os.Unsetenv(k)
 	}
+	var rep *reporter
 	if fd, err := strconv.Atoi(os.Getenv(envStarted)); err == nil {
 		// Tell poolworker this process reached WorkerMain: it then lets
-		// the process be, instead of reporting it exited or stuck.
+		// the process be, instead of reporting it exited or stuck. The
+		// pipe then carries the chunks this process runs (spec.md,
+		// "Counts"); processes the user's functions start do not get it.
+		closeOnExec(fd)
 		f := os.NewFile(uintptr(fd), "mp-started")
 		f.Write([]byte{1})
-		f.Close()
+		rep = newReporter(f)
 	}
 	capacity := 1
 	if c, err := strconv.Atoi(os.Getenv(envCapacity)); err == nil && c > 0 {
@@ -102,7 +106,8 @@ func WorkerMain() {
 	os.Unsetenv(envToken)
 	// A poolworker's child sends its output to the driver; an embedded
 	// worker's output reaches the driver through a pipe already.
-	err = serveWorker(conn, capacity, mode == "fd")
+	err = serveWorker(conn, capacity, rep, mode == "fd")
+	rep.close()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, yamux.ErrSessionShutdown) {
 		fmt.Fprintf(os.Stderr, "mp worker %d: %v\n", os.Getpid(), err)
 		os.Exit(1)
@@ -113,7 +118,7 @@ func WorkerMain() {
 // serveWorker runs chunks for the driver at the other end of conn until the
 // driver closes the session. With forward, the process's stdout and stderr
 // go to the driver too (spec.md, "Output").
-func serveWorker(conn net.Conn, capacity int, forward bool) error {
+func serveWorker(conn net.Conn, capacity int, rep *reporter, forward bool) error {
 	defer conn.Close()
 	boot := wire.NewUnbufferedCodec(conn, 0)
 	host, _ := os.Hostname()
@@ -139,7 +144,7 @@ func serveWorker(conn net.Conn, capacity int, forward bool) error {
 		return err
 	}
 	defer sess.Close()
-	w := &worker{sess: sess, cfg: cfg, jobs: make(chan job, 32*capacity+16), running: map[uint64]context.CancelFunc{}}
+	w := &worker{sess: sess, cfg: cfg, counts: rep, jobs: make(chan job, 32*capacity+16), running: map[uint64]context.CancelFunc{}}
 	w.fetches = map[[2]uint64]*fetching{}
 	objects.SetFetcher(w.fetch)
 	w.initErr = runInitializer(cfg.Initializer)
@@ -205,6 +210,7 @@ type worker struct {
 	sess    *yamux.Session
 	codec   *wire.Codec
 	cfg     wire.Config
+	counts  *reporter // nil unless a poolworker asked for counts
 	jobs    chan job
 	initErr error
 	wg      sync.WaitGroup
@@ -309,6 +315,7 @@ func (w *worker) start(body []byte) error {
 		}
 	}
 	if rerr != nil {
+		w.counts.chunk(rerr.Kind, 0, 0)
 		return w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, id, rerr, nil) })
 	}
 	ctx, cancel := context.WithCancel(objects.WithStore(context.Background(), w.cfg.Store))
@@ -411,6 +418,7 @@ func (w *worker) run(j job) {
 	serr := w.sendResult(j.id, rerr, results)
 	if errors.Is(serr, wire.ErrEncode) || errors.Is(serr, wire.ErrFrameTooLarge) {
 		// The results could not be sent: say why instead.
+		w.counts.chunk(wire.ErrKindEncode, 0, 0)
 		bad := &wire.RemoteError{Kind: wire.ErrKindEncode, Message: fmt.Sprintf("a result of %s cannot cross: %v", j.name, serr)}
 		var ie *codec.ItemError
 		var tl *wire.TooLargeError
@@ -421,6 +429,12 @@ func (w *worker) run(j job) {
 			bad.Index, bad.Message = ie.Index, fmt.Sprintf("the result of %s cannot cross: %v", j.name, ie.Err)
 		}
 		w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, j.id, bad, nil) })
+		return
+	}
+	if rerr == nil {
+		w.counts.chunk(outcomeOK, lenOf(results), 0)
+	} else {
+		w.counts.chunk(rerr.Kind, lenOf(results), 1)
 	}
 }
 
