@@ -9,9 +9,15 @@ import (
 // with [NewConfig] from the options their constructor was given.
 type Config struct {
 	// Workers is how many items the pool runs at once: goroutines for the
-	// local backend, worker processes (or their total capacity) for the
-	// cluster. Default: runtime.GOMAXPROCS(0), the CPUs available.
+	// local backend, worker processes started on this machine for the
+	// cluster (with poolworkers, whose -capacity sets their share, a cap on
+	// the chunks in flight across the cluster). Default:
+	// runtime.GOMAXPROCS(0), the CPUs available.
 	Workers int
+	// WorkersSet reports whether the Workers option was given, so that a
+	// backend whose capacity comes from elsewhere (the cluster's
+	// poolworkers) can tell a cap the user asked for from the default.
+	WorkersSet bool
 	// Initializer, if set, runs once in each worker before its first task,
 	// and again after the worker is recycled by MaxTasksPerWorker. If it
 	// fails, the tasks given to that worker fail with its error.
@@ -51,7 +57,7 @@ func Workers(n int) Option {
 		if n < 1 {
 			return configError("Workers(%d): need at least 1 worker", n)
 		}
-		c.Workers = n
+		c.Workers, c.WorkersSet = n, true
 		return nil
 	}
 }

@@ -20,6 +20,8 @@ import (
 // config is poolworker's configuration, from flags and the environment.
 type config struct {
 	listen       string        // address to listen on
+	connect      string        // driver address to dial instead (-connect); "": listen
+	giveUpAfter  time.Duration // -connect: exit once the driver is unreachable this long; 0: never
 	token        []byte        // shared secret; empty only on loopback
 	capacity     int           // chunks each worker process runs at once
 	cacheDir     string        // where received executables are kept
@@ -52,6 +54,8 @@ func configErr(format string, args ...any) error {
 // flag is not given.
 var flagEnv = []struct{ flag, env string }{
 	{"listen", "POOLWORKER_LISTEN"},
+	{"connect", "POOLWORKER_CONNECT"},
+	{"give-up-after", "POOLWORKER_GIVE_UP_AFTER"},
 	{"token", "MP_TOKEN"},
 	{"token-file", "POOLWORKER_TOKEN_FILE"},
 	{"capacity", "POOLWORKER_CAPACITY"},
@@ -66,12 +70,12 @@ var flagEnv = []struct{ flag, env string }{
 
 // rawFlags holds the flags' values before they are checked.
 type rawFlags struct {
-	listen, token, tokenFile, cacheDir string
-	cacheMax, maxBinary                string
-	logFormat, logLevel, metrics       string
-	capacity                           int
-	drainTimeout                       time.Duration
-	version                            bool
+	listen, connect, token, tokenFile string
+	cacheDir, cacheMax, maxBinary     string
+	logFormat, logLevel, metrics      string
+	capacity                          int
+	drainTimeout, giveUpAfter         time.Duration
+	version                           bool
 }
 
 // newFlagSet defines poolworker's flags on a new FlagSet that reports errors
@@ -81,6 +85,8 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(&r.listen, "listen", defaultListen, "`host:port` to listen on; port 0 picks a free port (the log says which)")
+	fs.StringVar(&r.connect, "connect", "", "dial the driver at `host:port` (its MP_LISTEN) instead of listening, again whenever its worker process ends")
+	fs.DurationVar(&r.giveUpAfter, "give-up-after", 0, "with -connect: exit (status 0) once the driver has been unreachable this long, as a per-job worker should when its driver is done; 0 keeps trying")
 	fs.StringVar(&r.token, "token", "", "shared secret drivers must prove they hold (visible in ps: prefer -token-file or MP_TOKEN)")
 	fs.StringVar(&r.tokenFile, "token-file", "", "read the token from this `file` (surrounding white space is ignored)")
 	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
@@ -137,8 +143,8 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, given map[string]boo
 // check validates the raw flags and turns them into a config. given holds
 // the flags set on the command line.
 func (r *rawFlags) check(given map[string]bool) (config, error) {
-	cfg := config{listen: r.listen, capacity: r.capacity, logFormat: r.logFormat, drainTimeout: r.drainTimeout,
-		metrics: r.metrics, version: r.version}
+	cfg := config{listen: r.listen, connect: r.connect, giveUpAfter: r.giveUpAfter, capacity: r.capacity,
+		logFormat: r.logFormat, drainTimeout: r.drainTimeout, metrics: r.metrics, version: r.version}
 	if cfg.version {
 		return cfg, nil
 	}
@@ -171,7 +177,20 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 	if cfg.token, err = r.readToken(given); err != nil {
 		return cfg, err
 	}
-	if err := checkListen(cfg.listen, len(cfg.token) > 0); err != nil {
+	if cfg.giveUpAfter < 0 {
+		return cfg, configErr("-give-up-after %v: must not be negative", cfg.giveUpAfter)
+	}
+	if cfg.giveUpAfter > 0 && cfg.connect == "" {
+		return cfg, configErr("-give-up-after is for -connect: a listening poolworker waits for drivers")
+	}
+	if cfg.connect != "" {
+		if given["listen"] {
+			return cfg, configErr("both -listen and -connect are given: a poolworker either waits for drivers or dials one")
+		}
+		if err := checkConnect(cfg.connect, len(cfg.token) > 0); err != nil {
+			return cfg, err
+		}
+	} else if err := checkListen(cfg.listen, len(cfg.token) > 0); err != nil {
 		return cfg, err
 	}
 	if cfg.cacheDir, err = cacheDir(r.cacheDir); err != nil {

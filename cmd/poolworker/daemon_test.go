@@ -261,9 +261,9 @@ func TestDaemonDrainsOnSIGTERM(t *testing.T) {
 // poolworker's own would count.
 //
 // Each node has capacity 1, so that a pool's capacity is the 2 workers most
-// of the suite asks for: with poolworkers, cluster ignores pool.Workers
-// (each node's -capacity rules), and ImapBoundedLookahead computes its bound
-// from the Workers it asked for, not from p.Workers().
+// of the suite asks for: with poolworkers, each node's -capacity rules and
+// pool.Workers only caps the chunks in flight, and ImapBoundedLookahead
+// computes its bound from the Workers it asked for, not from p.Workers().
 func TestConformance(t *testing.T) {
 	cache := t.TempDir()
 	a := startDaemon(t, "-capacity", "1", "-cache-dir", cache, "-drain-timeout", "1s")

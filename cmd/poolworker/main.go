@@ -48,18 +48,23 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolworker: %v\n", err)
 		return 2
 	}
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		log.Error("cannot listen", "err", err)
-		return 1
-	}
 	srv := newServer(cfg, log)
-	attrs := []any{"addr", ln.Addr().String(), "capacity", cfg.capacity, "cache_dir", cfg.cacheDir,
+	var ln net.Listener
+	attrs := []any{"capacity", cfg.capacity, "cache_dir", cfg.cacheDir,
 		"cache_max", cfg.cacheMax, "node", runtime.GOOS + "/" + runtime.GOARCH, "pid", os.Getpid()}
+	if cfg.connect == "" { // with -connect, it dials the driver instead
+		if ln, err = net.Listen("tcp", cfg.listen); err != nil {
+			log.Error("cannot listen", "err", err)
+			return 1
+		}
+		attrs = append([]any{"addr", ln.Addr().String()}, attrs...)
+	}
 	if cfg.metrics != "" {
 		mln, err := net.Listen("tcp", cfg.metrics)
 		if err != nil {
-			ln.Close()
+			if ln != nil {
+				ln.Close()
+			}
 			log.Error("cannot listen for metrics (-metrics-listen)", "err", err)
 			return 1
 		}
@@ -68,10 +73,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		defer ops.Close() // after the drain, so that probes see /readyz fail meanwhile
 		attrs = append(attrs, "metrics", mln.Addr().String())
 	}
-	if len(cfg.token) == 0 {
+	switch {
+	case len(cfg.token) > 0:
+	case cfg.connect != "":
+		log.Warn("no token set: any program on this machine that listens on the driver's address can run code as this user through poolworker; set -token-file or MP_TOKEN")
+	default:
 		log.Warn("no token set: any program on this machine can run code as this user through poolworker; set -token-file or MP_TOKEN")
 	}
 	srv.evict()
+	if cfg.connect != "" {
+		log.Info("dialling the driver", append([]any{"driver", cfg.connect}, attrs...)...)
+		return connectUntilSignal(srv, cfg)
+	}
 	log.Info("listening", attrs...)
 	return serveUntilSignal(srv, ln, cfg)
 }
@@ -158,6 +171,11 @@ Example: two nodes on this machine, and the π example using them:
 To serve other machines, listen on a reachable address (-listen :7450); a
 token is then required. The token is the only protection: anyone holding it
 can run programs as poolworker's user. Use a private network.
+
+Per-job clusters turn this around: the driver listens (MP_LISTEN=host:port) and
+each poolworker started with -connect host:port dials it, retrying until it is
+there, and serves it; it dials again whenever its worker process ends. The
+driver is authenticated before anything else, in both modes.
 
 SIGTERM or SIGINT drains: poolworker stops accepting drivers, asks its worker
 processes to finish the chunks they hold (drivers send the rest elsewhere),

@@ -63,14 +63,15 @@ func (s *server) responsive(wait time.Duration) bool {
 }
 
 // state is "serving" while the server accepts connections, "draining" once
-// Shutdown has begun, and "not listening" before Serve.
+// Shutdown has begun, and "not listening" before Serve (never with
+// -connect, which dials the driver instead).
 func (s *server) state() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closing:
 		return "draining"
-	case len(s.listeners) == 0:
+	case len(s.listeners) == 0 && s.cfg.connect == "": // -connect dials instead
 		return "not listening"
 	}
 	return "serving"

@@ -13,6 +13,18 @@
 // (once: nodes cache it by SHA-256) and runs it in worker mode. Nothing is
 // installed on a node by hand.
 //
+// # Members that come and go
+//
+// An address may be a name that resolves to several addresses; each is a
+// member, and names are resolved again every [ResolveEvery]: new addresses
+// join while calls run, and the members of addresses that leave are
+// drained (no new chunks; the running ones finish). With [Listen] (or
+// MP_LISTEN), poolworkers started with -connect dial this program and join
+// as they come. New starts with the members that answer, at least
+// [MinMembers], and keeps trying the others. Worker processes' output
+// reaches this program's stderr, each line prefixed with its node and
+// process.
+//
 // # What runs twice
 //
 // A worker process is this program, started again with the same arguments.
@@ -31,9 +43,11 @@
 // A chunk whose worker dies (killed, crashed, or silent past the heartbeat
 // timeout) is re-run on another worker, up to [Retries] times, so a function
 // may run more than once for an item (at-least-once execution) but every
-// item gets exactly one result. A lost worker process is restarted; a lost
-// poolworker is redialled; one that stays away for [ReconnectFor] is given
-// up, and with no worker left calls fail with [pool.ErrNoWorkers].
+// item gets exactly one result. A lost worker process is restarted, and
+// given up if it cannot be for [ReconnectFor]; a lost poolworker is
+// redialled for as long as its address is listed. With no worker connected
+// for ReconnectFor, calls fail with
+// [pool.ErrNoWorkers] until a worker connects again.
 //
 // The protocol is described in internal/wire/spec.md.
 package cluster
@@ -43,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -64,39 +79,41 @@ type Pool struct {
 	cfg     pool.Config
 	s       settings
 	sched   sched
+	members membership
 	nextID  atomic.Uint64
-	workers int
 	token   string // embedded workers' one-off token
 	exe     string
 
 	life     *pool.Lifecycle
 	objects  *objects.Store // the values of pool.Put
-	members  []*member      // set by New
 	stopOnce sync.Once
 	termOnce sync.Once
 
-	mu      sync.Mutex
-	live    int // members not given up
-	lastErr error
-
-	stop      chan struct{} // closed when the members must stop
-	term      chan struct{} // closed by Terminate
-	noWorkers chan struct{} // closed when every member is given up
-	wg        sync.WaitGroup
+	stop chan struct{} // closed when the members must stop
+	term chan struct{} // closed by Terminate
+	wg   sync.WaitGroup
 }
 
 var _ pool.Pool = (*Pool)(nil)
 
 // New starts a cluster pool. In a worker process it never returns (see
-// [WorkerMain]). Otherwise it starts the worker processes, or connects to
-// every poolworker, and returns once all are ready, or an error: a
-// configuration error, or the first failure to start or reach a worker
-// (for poolworkers, an authentication failure wraps wire.ErrAuth and says
-// to check MP_TOKEN).
+// [WorkerMain]). Otherwise it starts the worker processes and returns once
+// all are ready, or connects to the poolworkers and returns once
+// [MinMembers] of them (default 1) are ready; those that do not answer are
+// logged and retried in the background. It returns a configuration error,
+// or the failures to start or reach the workers (for poolworkers, an
+// authentication failure wraps wire.ErrAuth and says to check MP_TOKEN).
+//
+// An address may be a name that resolves to several addresses (a
+// Kubernetes headless Service, say): each is a member, and the name is
+// resolved again every [ResolveEvery]. With [Listen] (or MP_LISTEN),
+// poolworkers started with -connect dial this program and join as they
+// come.
 //
 // It accepts the options of package pool and of this package. Workers sets
 // the number of worker processes started on this machine (default: CPUs);
-// with poolworkers, each node's capacity is its own -capacity.
+// with poolworkers, each node's capacity is its own -capacity, and Workers,
+// if given, caps the chunks in flight across the cluster.
 func New(opts ...pool.Option) (*Pool, error) {
 	WorkerMain()
 	cfg, err := pool.NewConfig(opts...)
@@ -112,48 +129,28 @@ func New(opts ...pool.Option) (*Pool, error) {
 		return nil, fmt.Errorf("cluster.New: cannot find this program's executable: %w", err)
 	}
 	p := &Pool{
-		cfg:       cfg,
-		s:         s,
-		exe:       exe,
-		stop:      make(chan struct{}),
-		term:      make(chan struct{}),
-		noWorkers: make(chan struct{}),
+		cfg:  cfg,
+		s:    s,
+		exe:  exe,
+		stop: make(chan struct{}),
+		term: make(chan struct{}),
 	}
 	p.life = pool.NewLifecycle(p.stopMembers)
 	p.objects = objects.NewStore(p, true, p.forget)
 	p.sched.init(p)
-	if len(s.addrs) == 0 {
-		p.token = newToken()
-		for i := range cfg.Workers {
-			p.members = append(p.members, &member{name: fmt.Sprintf("local worker %d", i)})
-		}
+	p.members.init(p)
+	if len(s.addrs) == 0 && s.listen == "" {
+		err = p.startEmbedded()
 	} else {
-		for _, a := range s.addrs {
-			p.members = append(p.members, &member{name: a, addr: a})
+		if cfg.WorkersSet {
+			p.sched.limit = cfg.Workers
 		}
+		err = p.startRemote()
 	}
-	// Start every member at once, and wait for all.
-	conns := make([]*wconn, len(p.members))
-	errs := make([]error, len(p.members))
-	var wg sync.WaitGroup
-	for i, m := range p.members {
-		wg.Go(func() { conns[i], errs[i] = p.connect(m) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for i, w := range conns {
-			if w != nil {
-				w.kill()
-			}
-			p.members[i].reap()
-		}
+	if err != nil {
+		p.Terminate()
+		p.wg.Wait() // nothing of this pool outlives New
 		return nil, fmt.Errorf("cluster.New: %w", err)
-	}
-	for i, m := range p.members {
-		p.workers += conns[i].capacity
-		p.live++
-		p.wg.Add(1)
-		go p.runMember(m, conns[i])
 	}
 	go func() {
 		p.wg.Wait()
@@ -174,9 +171,124 @@ func (p *Pool) forget(id uint64) {
 	}
 }
 
-// Workers reports how many chunks the pool runs at once: the worker
-// processes' total capacity when it started.
-func (p *Pool) Workers() int { return p.workers }
+// startEmbedded starts cfg.Workers worker processes at once, and waits for
+// all: one that cannot start is a bug of the program (see WorkerMain).
+func (p *Pool) startEmbedded() error {
+	p.token = newToken()
+	members := make([]*member, p.cfg.Workers)
+	conns := make([]*wconn, len(members))
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i := range members {
+		members[i] = &member{name: fmt.Sprintf("local worker %d", i)}
+		wg.Go(func() { conns[i], errs[i] = p.connect(members[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for i, w := range conns {
+			if w != nil {
+				w.kill()
+			}
+			members[i].reap()
+		}
+		return err
+	}
+	p.wg.Add(1) // held while members are added
+	defer p.wg.Done()
+	for i, m := range members {
+		p.members.add(m, conns[i])
+	}
+	// Workers() counts them from New's return.
+	p.members.waitReady(len(members), true, nil)
+	return nil
+}
+
+// startRemote dials every address (names resolved), listens for workers
+// that dial in, and waits for MinMembers connections.
+func (p *Pool) startRemote() error {
+	p.wg.Add(1) // held while members are added
+	defer p.wg.Done()
+	var ln net.Listener
+	if p.s.listen != "" {
+		var err error
+		if ln, err = net.Listen("tcp", p.s.listen); err != nil {
+			return fmt.Errorf("listening for workers (cluster.Listen or MP_LISTEN): %w", err)
+		}
+	}
+	targets, names, rerrs := resolveAll(p.s.addrs)
+	members := make([]*member, len(targets))
+	conns := make([]*wconn, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		members[i] = &member{name: t.addr, addr: t.addr, origin: t.origin}
+		wg.Go(func() { conns[i], errs[i] = p.connect(members[i]) })
+	}
+	wg.Wait()
+	ready := 0
+	for _, w := range conns {
+		if w != nil {
+			ready++
+		}
+	}
+	if ready < p.s.minMembers && ln == nil {
+		for _, w := range conns {
+			if w != nil {
+				w.kill()
+			}
+		}
+		return p.startErr(ready, append(rerrs, errs...))
+	}
+	for _, err := range rerrs {
+		p.logf(slog.LevelWarn, "name does not resolve; starting without it, and resolving it again", "cause", err)
+	}
+	for i, m := range members {
+		if errs[i] != nil {
+			p.logf(slog.LevelWarn, "worker unreachable; starting without it, and retrying it", "worker", m.name, "cause", errs[i])
+			p.members.failed(m, errs[i])
+		}
+		if !p.members.add(m, conns[i]) && conns[i] != nil {
+			conns[i].kill() // the same address twice
+		}
+	}
+	if len(names) > 0 {
+		p.wg.Add(1)
+		go p.resolveLoop(names)
+	}
+	if ln != nil {
+		p.logf(slog.LevelInfo, "listening for workers", "addr", ln.Addr().String())
+		p.wg.Add(1)
+		go p.acceptLoop(ln)
+	}
+	timeout := time.NewTimer(p.s.startTimeout)
+	defer timeout.Stop()
+	// Workers() counts those connected at first from New's return.
+	if !p.members.waitReady(max(p.s.minMembers, ready), false, timeout.C) && p.members.readyCount() < p.s.minMembers {
+		return p.startErr(p.members.readyCount(), append(rerrs, errs...))
+	}
+	return nil
+}
+
+// startErr says why New found fewer than MinMembers workers.
+func (p *Pool) startErr(ready int, errs []error) error {
+	err := errors.Join(errs...)
+	if ready == 0 && err != nil {
+		return err
+	}
+	where := ""
+	if p.s.listen != "" {
+		where = fmt.Sprintf(" (waited %v for workers to dial in to %s)", p.s.startTimeout, p.s.listen)
+	}
+	if err == nil {
+		return fmt.Errorf("%d of the %d workers needed (cluster.MinMembers) are ready%s", ready, p.s.minMembers, where)
+	}
+	return fmt.Errorf("%d of the %d workers needed (cluster.MinMembers) are ready%s: %w", ready, p.s.minMembers, where, err)
+}
+
+// Workers reports how many chunks the pool runs at once: the total capacity
+// of the workers connected now, or the Workers cap given to a pool of
+// poolworkers if that is lower. It changes as members come and go.
+func (p *Pool) Workers() int { return p.sched.workers() }
 
 // Begin admits a call unless the pool is closed. See [pool.Pool].
 func (p *Pool) Begin() error { return p.life.Begin() }
@@ -189,7 +301,7 @@ func (p *Pool) End() { p.life.End() }
 func (p *Pool) stopMembers() {
 	p.stopOnce.Do(func() {
 		close(p.stop)
-		for _, m := range p.members {
+		for _, m := range p.members.stop() {
 			m.shut()
 		}
 	})
@@ -251,7 +363,7 @@ func (p *Pool) Terminate() error {
 	p.life.Close()
 	p.termOnce.Do(func() { close(p.term) })
 	p.stopMembers()
-	for _, m := range p.members {
+	for _, m := range p.members.stop() {
 		m.kill()
 	}
 	return nil
@@ -261,12 +373,15 @@ func (p *Pool) Terminate() error {
 // and every connection is closed, or ctx is done.
 func (p *Pool) Join(ctx context.Context) error { return p.life.Join(ctx) }
 
-// runMember keeps one member connected until the pool stops or the member is
-// given up.
+// runMember keeps one member connected until the pool stops, or the member
+// leaves: it is drained, it dialled in and its connection ended, or it is
+// an embedded worker given up.
 func (p *Pool) runMember(m *member, w *wconn) {
 	defer p.wg.Done()
+	defer p.members.left(m)
 	lastUp := time.Now()
 	backoff := 50 * time.Millisecond
+	failing := false
 	for {
 		if w != nil {
 			m.setConn(w)
@@ -276,21 +391,30 @@ func (p *Pool) runMember(m *member, w *wconn) {
 			lastUp = time.Now()
 			backoff = 50 * time.Millisecond
 			w = nil
+			failing = false
 		}
 		select {
 		case <-p.stop:
 			return
 		default:
 		}
+		if m.gone() {
+			return
+		}
 		var err error
 		w, err = p.connect(m)
 		if err == nil {
 			continue
 		}
-		if time.Since(lastUp) > p.s.reconnectFor {
-			p.giveUp(m, err)
+		p.members.failed(m, err)
+		if m.addr == "" && time.Since(lastUp) > p.s.reconnectFor {
+			p.logf(slog.LevelError, "worker given up", "worker", m.name, "after", p.s.reconnectFor, "cause", err)
 			return
 		}
+		if !failing && m.addr != "" {
+			p.logf(slog.LevelWarn, "worker unreachable; retrying", "worker", m.name, "cause", err)
+		}
+		failing = true
 		select {
 		case <-p.stop:
 			return
@@ -310,28 +434,10 @@ func (p *Pool) stopping() bool {
 	}
 }
 
-func (p *Pool) giveUp(m *member, err error) {
-	p.logf(slog.LevelError, "worker given up", "worker", m.name, "after", p.s.reconnectFor, "cause", err)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.live--
-	p.lastErr = fmt.Errorf("%s: %w", m.name, err)
-	if p.live == 0 {
-		p.logf(slog.LevelError, "no workers left")
-		close(p.noWorkers)
-	}
-}
-
 func (p *Pool) logf(level slog.Level, msg string, args ...any) {
 	if p.s.log != nil {
 		p.s.log.Log(context.Background(), level, msg, args...)
 	}
-}
-
-func (p *Pool) noWorkersErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return fmt.Errorf("%w: every worker was lost and could not be restarted for %v; the last: %v", pool.ErrNoWorkers, p.s.reconnectFor, p.lastErr)
 }
 
 // connect starts (embedded) or dials (poolworker) m's worker process.
@@ -363,11 +469,17 @@ func (p *Pool) connect(m *member) (*wconn, error) {
 // is idle. Callers waiting for a slot queue first come, first served, and a
 // freed slot wakes exactly one of them. Every operation is O(connections)
 // under one mutex.
+//
+// With a limit (pool.Workers given to a pool of poolworkers), at most limit
+// chunks are in flight across all connections.
 type sched struct {
-	p       *Pool
-	mu      sync.Mutex
-	conns   []*wconn
-	waiters []*waiter // FIFO
+	p        *Pool
+	mu       sync.Mutex
+	conns    []*wconn
+	waiters  []*waiter // FIFO
+	limit    int       // most chunks in flight in all; 0: no limit
+	total    int       // slots reserved on the connections in conns
+	capacity int       // the connections' total capacity
 }
 
 type waiter struct {
@@ -379,6 +491,7 @@ func (s *sched) init(p *Pool) { s.p = p }
 func (s *sched) add(w *wconn) {
 	s.mu.Lock()
 	s.conns = append(s.conns, w)
+	s.capacity += w.capacity
 	s.handoffLocked()
 	s.mu.Unlock()
 }
@@ -387,8 +500,22 @@ func (s *sched) remove(w *wconn) {
 	s.mu.Lock()
 	if i := slices.Index(s.conns, w); i >= 0 {
 		s.conns = slices.Delete(s.conns, i, i+1)
+		s.capacity -= w.capacity
+		s.total -= w.slots
+		w.removed = true
+		s.handoffLocked() // a slot under the limit may be free now
 	}
 	s.mu.Unlock()
+}
+
+// workers returns the connections' total capacity, capped by the limit.
+func (s *sched) workers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limit > 0 {
+		return min(s.limit, s.capacity)
+	}
+	return s.capacity
 }
 
 // release frees one of w's slots and gives it to the first waiter, if any.
@@ -399,6 +526,9 @@ func (s *sched) release(w *wconn) {
 }
 
 func (s *sched) releaseLocked(w *wconn) {
+	if !w.removed {
+		s.total--
+	}
 	w.slots--
 	if w.slots == 0 {
 		// Idle: the depth earned by the chunks just answered says nothing
@@ -452,10 +582,22 @@ func (s *sched) pickLocked() *wconn {
 	return best
 }
 
+// takeLocked reserves a slot as pickLocked does, within the limit.
+func (s *sched) takeLocked() *wconn {
+	if s.limit > 0 && s.total >= s.limit {
+		return nil
+	}
+	w := s.pickLocked()
+	if w != nil {
+		s.total++
+	}
+	return w
+}
+
 // handoffLocked gives free slots to waiters, in arrival order.
 func (s *sched) handoffLocked() {
 	for len(s.waiters) > 0 {
-		w := s.pickLocked()
+		w := s.takeLocked()
 		if w == nil {
 			return
 		}
@@ -471,7 +613,7 @@ func (s *sched) handoffLocked() {
 func (s *sched) acquire(ctx context.Context) (*wconn, error) {
 	s.mu.Lock()
 	if len(s.waiters) == 0 {
-		if w := s.pickLocked(); w != nil {
+		if w := s.takeLocked(); w != nil {
 			s.mu.Unlock()
 			return w, nil
 		}
@@ -487,8 +629,8 @@ func (s *sched) acquire(ctx context.Context) (*wconn, error) {
 		err = ctx.Err()
 	case <-s.p.term:
 		err = pool.ErrTerminated
-	case <-s.p.noWorkers:
-		err = s.p.noWorkersErr()
+	case <-s.p.members.noWorkersChan():
+		err = s.p.members.noWorkersErr()
 	}
 	s.mu.Lock()
 	if i := slices.Index(s.waiters, wt); i >= 0 {

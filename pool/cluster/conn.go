@@ -33,6 +33,7 @@ type wconn struct {
 	slots     int       // chunks reserved or in flight
 	busySince time.Time // when slots last rose from 0
 	idleSince time.Time // when slots last fell to 0
+	removed   bool      // no longer in sched.conns: its slots left the total
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
 	started  time.Time
@@ -41,6 +42,7 @@ type wconn struct {
 	inflight map[uint64]*flight
 	sent     int
 	retiring bool
+	drained  bool // retiring because its member is drained
 	dead     bool
 	closed   chan struct{} // closed when the connection is finished with
 }
@@ -178,6 +180,8 @@ func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string, readyWith
 		inflight: map[uint64]*flight{},
 		closed:   make(chan struct{}),
 	}
+	w.p.wg.Add(1) // the caller holds a count: wg is not 0
+	go w.relayOutput()
 	return w, nil
 }
 
@@ -196,6 +200,7 @@ func (w *wconn) serve() error {
 	w.lastRecv.Store(w.started.UnixNano())
 	w.p.logf(slog.LevelInfo, "worker connected", "worker", w.name, "capacity", w.capacity)
 	w.p.sched.add(w)
+	w.p.members.up()
 	err := w.read()
 	w.kill()
 	w.p.sched.remove(w)
@@ -206,10 +211,22 @@ func (w *wconn) serve() error {
 		lost = append(lost, f)
 	}
 	w.inflight = map[uint64]*flight{}
-	retired := w.retiring
+	retired, drained := w.retiring, w.drained
 	w.mu.Unlock()
+	switch {
+	case retired && len(lost) == 0 && drained:
+		w.p.members.down(w.name, errors.New("drained"))
+	case retired && len(lost) == 0:
+		w.p.members.down(w.name, errors.New("retired"))
+	default:
+		w.p.members.down(w.name, err)
+	}
 	if retired && len(lost) == 0 {
-		w.p.logf(slog.LevelInfo, "worker retired", "worker", w.name)
+		if drained {
+			w.p.logf(slog.LevelInfo, "worker drained", "worker", w.name)
+		} else {
+			w.p.logf(slog.LevelInfo, "worker retired", "worker", w.name)
+		}
 		return nil
 	}
 	select {
@@ -465,6 +482,18 @@ func (w *wconn) usable() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return !w.dead && !w.retiring && (w.maxTasks == 0 || w.sent < w.maxTasks)
+}
+
+// drain stops giving the connection new chunks and closes it once the
+// chunks it holds are answered (as when the worker retires).
+func (w *wconn) drain() {
+	w.mu.Lock()
+	w.retiring, w.drained = true, true
+	idle := len(w.inflight) == 0
+	w.mu.Unlock()
+	if idle {
+		w.kill()
+	}
 }
 
 // kill ends the connection. It is idempotent.

@@ -20,26 +20,54 @@ import (
 )
 
 // member is one place workers come from: a worker process this pool starts,
-// or a poolworker address. It is restarted or redialled when lost.
+// a poolworker address, or a poolworker that dialled in. The first two are
+// restarted or redialled when lost; a dialled-in one leaves with its
+// connection.
 type member struct {
-	name string
-	addr string // poolworker address; "" for a process started here
+	name   string
+	addr   string // poolworker address dialled; "" for the others
+	origin string // the Addresses entry (a name) addr came from; "" if literal
+	dialIn bool   // the worker dialled the driver: nothing to redial
 
-	mu     sync.Mutex
-	conn   *wconn
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
-	shutC  bool
+	mu       sync.Mutex
+	conn     *wconn
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has been waited for
+	shutC    bool
+	draining bool
 }
 
 func (m *member) setConn(w *wconn) {
 	m.mu.Lock()
 	m.conn = w
-	shut := m.shutC
+	shut, draining := m.shutC, m.draining
 	m.mu.Unlock()
-	if shut && w != nil {
+	switch {
+	case shut && w != nil:
 		w.kill()
+	case draining && w != nil:
+		w.drain()
 	}
+}
+
+// drain makes the member leave gracefully: its connection takes no new
+// chunks and closes once its running chunks are answered, and it is not
+// redialled.
+func (m *member) drain() {
+	m.mu.Lock()
+	m.draining = true
+	w := m.conn
+	m.mu.Unlock()
+	if w != nil {
+		w.drain()
+	}
+}
+
+// gone reports whether the member leaves when its connection ends.
+func (m *member) gone() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining || m.dialIn
 }
 
 // shut closes the member's connection gracefully: the worker process exits
@@ -140,19 +168,24 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 		// One chunk at a time: one P avoids waking idle threads per message.
 		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
-	// A worker's output must not mix with the program's; its last lines
-	// explain a worker that ends before it connects.
+	// A worker's output must not mix with the program's: it goes to
+	// stderr, each line prefixed with the worker's name and process. Its
+	// last lines explain a worker that ends before it connects.
 	out := &tail.Buffer{}
-	cmd.Stdout = io.MultiWriter(os.Stderr, out)
+	lines := &lineWriter{w: os.Stderr, prefix: "[" + m.name + "] "}
+	cmd.Stdout = io.MultiWriter(lines, out)
 	cmd.Stderr = cmd.Stdout
+	cmd.WaitDelay = time.Second // do not wait for a grandchild holding the pipe
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting a worker process: %w", err)
 	}
 	exited := make(chan struct{})
 	var waitErr error
+	lines.setPrefix(fmt.Sprintf("[%s (pid %d)] ", m.name, cmd.Process.Pid))
 	go func() {
 		waitErr = cmd.Wait()
+		lines.Close()
 		close(exited)
 	}()
 	m.mu.Lock()

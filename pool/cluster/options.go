@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -16,11 +17,17 @@ const (
 	DefaultHeartbeat        = 1 * time.Second
 	DefaultHeartbeatTimeout = 2 * time.Second
 	DefaultReconnectFor     = 5 * time.Second
+	DefaultResolveEvery     = 10 * time.Second
+	DefaultStartTimeout     = 30 * time.Second
 )
 
 // settings are the cluster backend's own configuration.
 type settings struct {
-	addrs            []string      // poolworker addresses; empty: embedded
+	addrs            []string      // poolworker addresses or names; empty: embedded
+	listen           string        // address workers dial in to; "": none
+	resolveEvery     time.Duration // how often names in addrs are resolved again
+	minMembers       int           // members New waits for
+	startTimeout     time.Duration // how long New waits for them
 	token            string        // shared token for poolworkers
 	retries          int           // re-runs of a lost chunk
 	heartbeat        time.Duration // keepalive interval
@@ -51,6 +58,59 @@ func Addresses(addrs ...string) pool.Option {
 			return fmt.Errorf("%w: cluster.Addresses() needs at least one host:port", pool.ErrConfig)
 		}
 		s.addrs = append([]string(nil), addrs...)
+		return nil
+	})
+}
+
+// Listen makes the driver listen on addr (host:port) for workers that dial
+// in (poolworker -connect): each joins the pool as a member when its
+// handshake and setup succeed, and leaves when its connection ends. Without
+// it, the MP_LISTEN environment variable is used if set. It may be combined
+// with [Addresses]; with Listen alone New waits, up to [StartTimeout], for
+// [MinMembers] workers to dial in. The listener closes with the pool.
+func Listen(addr string) pool.Option {
+	return opt(fmt.Sprintf("cluster.Listen(%q)", addr), func(s *settings) error {
+		s.listen = addr
+		return nil
+	})
+}
+
+// ResolveEvery sets how often the names among the addresses (host names
+// such as a Kubernetes headless Service) are resolved again: an address
+// that appears becomes a member and takes chunks of the calls running; one
+// that disappears is drained. Default 10s.
+func ResolveEvery(d time.Duration) pool.Option {
+	return opt(fmt.Sprintf("cluster.ResolveEvery(%v)", d), func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: cluster.ResolveEvery(%v): must be positive", pool.ErrConfig, d)
+		}
+		s.resolveEvery = d
+		return nil
+	})
+}
+
+// MinMembers sets how many members (poolworker connections) New waits for
+// before it returns: with fewer, it fails. Members that do not answer at
+// first are logged and retried in the background. Default 1. It does not
+// apply to embedded workers, which must all start.
+func MinMembers(n int) pool.Option {
+	return opt(fmt.Sprintf("cluster.MinMembers(%d)", n), func(s *settings) error {
+		if n < 1 {
+			return fmt.Errorf("%w: cluster.MinMembers(%d): must be at least 1", pool.ErrConfig, n)
+		}
+		s.minMembers = n
+		return nil
+	})
+}
+
+// StartTimeout sets how long New waits for MinMembers when workers dial in
+// ([Listen]). Default 30s.
+func StartTimeout(d time.Duration) pool.Option {
+	return opt(fmt.Sprintf("cluster.StartTimeout(%v)", d), func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: cluster.StartTimeout(%v): must be positive", pool.ErrConfig, d)
+		}
+		s.startTimeout = d
 		return nil
 	})
 }
@@ -90,9 +150,10 @@ func Heartbeat(interval, timeout time.Duration) pool.Option {
 	})
 }
 
-// ReconnectFor sets how long a lost worker is restarted or redialled before
-// it is given up. When every worker is given up, calls fail with
-// pool.ErrNoWorkers. Default 5s.
+// ReconnectFor sets how long a lost worker process is restarted before it
+// is given up, and how long the pool may have no worker connected before
+// calls fail with pool.ErrNoWorkers (until one connects again). Poolworker
+// addresses are redialled for as long as they are listed. Default 5s.
 func ReconnectFor(d time.Duration) pool.Option {
 	return opt(fmt.Sprintf("cluster.ReconnectFor(%v)", d), func(s *settings) error {
 		if d <= 0 {
@@ -131,7 +192,11 @@ func newSettings(cfg *pool.Config) (settings, error) {
 		heartbeat:        DefaultHeartbeat,
 		heartbeatTimeout: DefaultHeartbeatTimeout,
 		reconnectFor:     DefaultReconnectFor,
+		resolveEvery:     DefaultResolveEvery,
+		minMembers:       1,
+		startTimeout:     DefaultStartTimeout,
 		token:            os.Getenv("MP_TOKEN"),
+		listen:           strings.TrimSpace(os.Getenv("MP_LISTEN")),
 	}
 	if env := strings.TrimSpace(os.Getenv("MP_ADDRESS")); env != "" {
 		for _, a := range strings.Split(env, ",") {
@@ -153,8 +218,13 @@ func newSettings(cfg *pool.Config) (settings, error) {
 		}
 	}
 	for _, a := range s.addrs {
-		if !strings.Contains(a, ":") {
-			return s, fmt.Errorf("%w: address %q: want host:port", pool.ErrConfig, a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return s, fmt.Errorf("%w: address %q: want host:port (%v)", pool.ErrConfig, a, err)
+		}
+	}
+	if s.listen != "" {
+		if _, _, err := net.SplitHostPort(s.listen); err != nil {
+			return s, fmt.Errorf("%w: listen address %q (cluster.Listen or MP_LISTEN): want host:port (%v)", pool.ErrConfig, s.listen, err)
 		}
 	}
 	return s, nil

@@ -104,7 +104,9 @@ func WorkerMain() {
 		os.Exit(3)
 	}
 	os.Unsetenv(envToken)
-	err = serveWorker(conn, capacity, rep)
+	// A poolworker's child sends its output to the driver; an embedded
+	// worker's output reaches the driver through a pipe already.
+	err = serveWorker(conn, capacity, rep, mode == "fd")
 	rep.close()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, yamux.ErrSessionShutdown) {
 		fmt.Fprintf(os.Stderr, "mp worker %d: %v\n", os.Getpid(), err)
@@ -114,8 +116,9 @@ func WorkerMain() {
 }
 
 // serveWorker runs chunks for the driver at the other end of conn until the
-// driver closes the session.
-func serveWorker(conn net.Conn, capacity int, rep *reporter) error {
+// driver closes the session. With forward, the process's stdout and stderr
+// go to the driver too (spec.md, "Output").
+func serveWorker(conn net.Conn, capacity int, rep *reporter, forward bool) error {
 	defer conn.Close()
 	boot := wire.NewUnbufferedCodec(conn, 0)
 	host, _ := os.Hostname()
@@ -155,6 +158,9 @@ func serveWorker(conn net.Conn, capacity int, rep *reporter) error {
 	stream, err := sess.Accept()
 	if err != nil {
 		return err
+	}
+	if forward {
+		defer forwardOutput(sess)()
 	}
 	w.codec = wire.NewCodec(stream, cfg.MaxFrame)
 	go func() {
