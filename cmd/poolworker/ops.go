@@ -47,8 +47,8 @@ func (s *server) opsHandler() http.Handler {
 func (s *server) responsive(wait time.Duration) bool {
 	got := make(chan struct{})
 	go func() {
-		//lint:ignore SA2001 taking the lock is the check: a stuck accept loop holds it
 		s.mu.Lock()
+		//lint:ignore SA2001 taking the lock is the check: a stuck accept loop holds it
 		s.mu.Unlock()
 		close(got)
 	}()
