@@ -118,7 +118,7 @@ func DecodeSlice(d *msgpack.Decoder, ptr any) error {
 	}
 	s := pv.Elem()
 	if s.IsNil() {
-		s.Set(reflect.MakeSlice(s.Type(), 0, min(n, prealloc)))
+		s.Set(reflect.MakeSlice(s.Type(), 0, preallocate(n, s.Type().Elem())))
 	}
 	start := s.Len()
 	c := codecFor(s.Type().Elem())
@@ -172,7 +172,7 @@ func decodeEach[E any](d *msgpack.Decoder, p *[]E, get func(*msgpack.Decoder) (E
 	}
 	s := *p
 	if s == nil {
-		s = make([]E, 0, min(n, prealloc))
+		s = make([]E, 0, preallocate(n, reflect.TypeFor[E]()))
 	}
 	for i := range n {
 		x, err := get(d)
