@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,28 +61,9 @@ type host struct {
 
 func (h *host) addr() string { return h.ip + ":7450" }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-func requireNetns(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("chaos tests need Linux network namespaces")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("chaos tests need root to create network namespaces (CI runs as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("chaos tests need the ip command (iproute2)")
-	}
-}
-
 // newHosts creates n hosts, 10.251.i.2 each, and starts their poolworkers.
 func newHosts(t *testing.T, n int) []*host {
-	requireNetns(t)
+	testenv.RequireNetns(t, "chaos tests")
 	dir := t.TempDir()
 	bin := testenv.Poolworker(t)
 	tag := strconv.Itoa(os.Getpid() % 100000)
@@ -98,16 +78,16 @@ func newHosts(t *testing.T, n int) []*host {
 			cache: filepath.Join(dir, fmt.Sprintf("cache%d", i)),
 			bin:   bin,
 		}
-		run(t, "ip", "netns", "add", h.ns)
+		testenv.Cmd(t, "ip", "netns", "add", h.ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", h.ns).Run() })
-		run(t, "ip", "link", "add", h.veth, "type", "veth", "peer", "name", h.peer)
+		testenv.Cmd(t, "ip", "link", "add", h.veth, "type", "veth", "peer", "name", h.peer)
 		t.Cleanup(func() { exec.Command("ip", "link", "del", h.veth).Run() })
-		run(t, "ip", "link", "set", h.peer, "netns", h.ns)
-		run(t, "ip", "addr", "add", fmt.Sprintf("10.251.%d.1/30", i), "dev", h.veth)
-		run(t, "ip", "link", "set", h.veth, "up")
-		run(t, "ip", "netns", "exec", h.ns, "ip", "addr", "add", h.ip+"/30", "dev", h.peer)
-		run(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", h.peer, "up")
-		run(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", "lo", "up")
+		testenv.Cmd(t, "ip", "link", "set", h.peer, "netns", h.ns)
+		testenv.Cmd(t, "ip", "addr", "add", fmt.Sprintf("10.251.%d.1/30", i), "dev", h.veth)
+		testenv.Cmd(t, "ip", "link", "set", h.veth, "up")
+		testenv.Cmd(t, "ip", "netns", "exec", h.ns, "ip", "addr", "add", h.ip+"/30", "dev", h.peer)
+		testenv.Cmd(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", h.peer, "up")
+		testenv.Cmd(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", "lo", "up")
 		h.start()
 		t.Cleanup(h.kill)
 		hosts = append(hosts, h)
@@ -157,51 +137,8 @@ func (h *host) kill() {
 }
 
 // cut takes the host's link down: its traffic vanishes without a reset.
-func (h *host) cut() { run(h.t, "ip", "netns", "exec", h.ns, "ip", "link", "set", h.peer, "down") }
-
-// events records the pool's log.
-type events struct {
-	mu  sync.Mutex
-	log []event
-}
-
-type event struct {
-	at     time.Time
-	msg    string
-	worker string
-	attrs  string
-}
-
-func (e *events) Enabled(context.Context, slog.Level) bool { return true }
-func (e *events) WithAttrs([]slog.Attr) slog.Handler       { return e }
-func (e *events) WithGroup(string) slog.Handler            { return e }
-func (e *events) Handle(_ context.Context, r slog.Record) error {
-	ev := event{at: r.Time, msg: r.Message}
-	var b strings.Builder
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "worker" {
-			ev.worker = a.Value.String()
-		}
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	ev.attrs = b.String()
-	e.mu.Lock()
-	e.log = append(e.log, ev)
-	e.mu.Unlock()
-	return nil
-}
-
-// first returns the first event msg about addr at or after t0.
-func (e *events) first(msg, addr string, t0 time.Time) (event, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ev := range e.log {
-		if ev.msg == msg && strings.Contains(ev.worker, addr) && !ev.at.Before(t0) {
-			return ev, true
-		}
-	}
-	return event{}, false
+func (h *host) cut() {
+	testenv.Cmd(h.t, "ip", "netns", "exec", h.ns, "ip", "link", "set", h.peer, "down")
 }
 
 const (
@@ -217,7 +154,7 @@ const (
 // returns exactly the serial result.
 func TestChaos(t *testing.T) {
 	hosts := newHosts(t, 3)
-	ev := &events{}
+	ev := testenv.NewEvents()
 	addrs := []string{hosts[0].addr(), hosts[1].addr(), hosts[2].addr()}
 	p, err := cluster.New(cluster.Addresses(addrs...), cluster.Token(token),
 		cluster.Heartbeat(heartbeat, heartbeatTimeout), cluster.ReconnectFor(30*time.Second),
@@ -265,30 +202,30 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("Map of %d items under faults: exact result in %v", n, elapsed.Round(time.Millisecond))
 
-	lostKill, ok := ev.first("worker lost", hosts[0].addr(), killed)
+	lostKill, ok := first(ev, "worker lost", hosts[0].addr(), killed)
 	if !ok {
 		t.Errorf("the killed poolworker %s was never reported lost", hosts[0].addr())
 	} else {
-		t.Logf("killed %s: lost after %v (%s)", hosts[0].addr(), lostKill.at.Sub(killed).Round(time.Millisecond), lostKill.attrs)
+		t.Logf("killed %s: lost after %v (%s)", hosts[0].addr(), lostKill.At.Sub(killed).Round(time.Millisecond), lostKill.Attrs)
 	}
-	lostCut, ok := ev.first("worker lost", hosts[1].addr(), cut)
+	lostCut, ok := first(ev, "worker lost", hosts[1].addr(), cut)
 	if !ok {
 		t.Errorf("the silent poolworker %s was never reported lost", hosts[1].addr())
 	} else {
-		d := lostCut.at.Sub(cut)
-		t.Logf("cut off %s: detected after %v (heartbeat %v + timeout %v) (%s)", hosts[1].addr(), d.Round(time.Millisecond), heartbeat, heartbeatTimeout, lostCut.attrs)
+		d := lostCut.At.Sub(cut)
+		t.Logf("cut off %s: detected after %v (heartbeat %v + timeout %v) (%s)", hosts[1].addr(), d.Round(time.Millisecond), heartbeat, heartbeatTimeout, lostCut.Attrs)
 		if d > heartbeat+heartbeatTimeout+margin {
 			t.Errorf("silent host detected after %v, bound %v", d, heartbeat+heartbeatTimeout+margin)
 		}
 	}
-	if _, ok := ev.first("worker connected", hosts[2].addr(), bounced); !ok {
+	if _, ok := first(ev, "worker connected", hosts[2].addr(), bounced); !ok {
 		// The Map may have finished before the host came back: check now.
 		if _, err := pool.Map(ctx, p, mix, in[:200]); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			if _, ok := ev.first("worker connected", hosts[2].addr(), bounced); ok {
+			if _, ok := first(ev, "worker connected", hosts[2].addr(), bounced); ok {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -342,4 +279,12 @@ func TestChaosNoHostLeft(t *testing.T) {
 	if bound := heartbeat + heartbeatTimeout + reconnect + margin; d > bound {
 		t.Errorf("failing took %v, bound %v", d, bound)
 	}
+}
+
+// first returns the first event msg about addr at or after t0.
+func first(ev *testenv.Events, msg, addr string, t0 time.Time) (testenv.Event, bool) {
+	if evs := ev.Find(msg, addr, t0); len(evs) > 0 {
+		return evs[0], true
+	}
+	return testenv.Event{}, false
 }

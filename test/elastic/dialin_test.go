@@ -42,7 +42,7 @@ func TestDialIn(t *testing.T) {
 	}
 	a, b := connect(token), connect(token)
 
-	ev := newEvents()
+	ev := testenv.NewEvents()
 	t.Setenv("MP_LISTEN", addr) // as a user would; cluster.Listen is the same
 	p, err := cluster.New(cluster.Token(token), cluster.MinMembers(2),
 		cluster.Logger(slog.New(ev)))
@@ -65,8 +65,8 @@ func TestDialIn(t *testing.T) {
 	// A third joins during the Map and takes chunks: the first half runs
 	// freely, the second waits at the gate.
 	c := connect(token)
-	ev.wait(t, "worker connected", "poolworker 127.0.0.1:", time.Minute)
-	for len(ev.find("worker connected", "")) < 3 {
+	ev.Wait(t, "worker connected", "poolworker 127.0.0.1:", time.Minute)
+	for len(ev.Find("worker connected", "", time.Time{})) < 3 {
 		time.Sleep(10 * time.Millisecond)
 		if ctx.Err() != nil {
 			t.Fatalf("the third poolworker never connected:\n%s\nc: %s", ev, c.out)
@@ -75,9 +75,9 @@ func TestDialIn(t *testing.T) {
 
 	// A worker with the wrong token is refused; the Map goes on.
 	bad := connect("wrong-token")
-	refused := ev.wait(t, "worker refused", "dial-in", time.Minute)
-	if !strings.Contains(refused.attrs, "authentication failed") {
-		t.Errorf("the wrong token was refused with: %s", refused.attrs)
+	refused := ev.Wait(t, "worker refused", "dial-in", time.Minute)
+	if !strings.Contains(refused.Attrs, "authentication failed") {
+		t.Errorf("the wrong token was refused with: %s", refused.Attrs)
 	}
 	bad.cmd.Process.Kill()
 
@@ -97,10 +97,10 @@ func TestDialIn(t *testing.T) {
 			t.Errorf("poolworker %s ran no item of the Map; items by process: %v", name, byPID)
 		}
 	}
-	if lost := ev.find("worker lost", ""); len(lost) > 0 {
+	if lost := ev.Find("worker lost", "", time.Time{}); len(lost) > 0 {
 		t.Errorf("a worker was lost, none should be (the stopped one retires): %v", lost)
 	}
-	if len(ev.find("worker retired", "")) == 0 {
+	if len(ev.Find("worker retired", "", time.Time{})) == 0 {
 		t.Errorf("the stopped poolworker's worker did not retire:\n%s", ev)
 	}
 	t.Logf("items by worker process: %v", byPID)

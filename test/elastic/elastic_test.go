@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,25 +115,6 @@ type host struct {
 	pw     *proc
 }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-func requireNetns(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the elastic test needs Linux network namespaces")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the elastic test needs root to create network namespaces (CI runs as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("the elastic test needs the ip command (iproute2)")
-	}
-}
-
 // world is the driver's namespace, its /etc files, and the hosts.
 type world struct {
 	t      *testing.T
@@ -145,14 +125,14 @@ type world struct {
 }
 
 func newWorld(t *testing.T, n int) *world {
-	requireNetns(t)
+	testenv.RequireNetns(t, "the elastic tests")
 	bin := testenv.Poolworker(t)
 	tag := strconv.Itoa(os.Getpid() % 100000)
 	w := &world{t: t, tag: tag, driver: "mpe-d-" + tag}
 	w.etc = filepath.Join("/etc/netns", w.driver)
-	run(t, "ip", "netns", "add", w.driver)
+	testenv.Cmd(t, "ip", "netns", "add", w.driver)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", w.driver).Run() })
-	run(t, "ip", "netns", "exec", w.driver, "ip", "link", "set", "lo", "up")
+	testenv.Cmd(t, "ip", "netns", "exec", w.driver, "ip", "link", "set", "lo", "up")
 	if err := os.MkdirAll(w.etc, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -165,16 +145,16 @@ func newWorld(t *testing.T, n int) *world {
 	for i := 1; i <= n; i++ {
 		h := &host{ns: fmt.Sprintf("mpe-%d-%s", i, tag), ip: fmt.Sprintf("10.252.%d.2", i)}
 		dside, hside := fmt.Sprintf("mpe%dd%s", i, tag), fmt.Sprintf("mpe%dh%s", i, tag)
-		run(t, "ip", "netns", "add", h.ns)
+		testenv.Cmd(t, "ip", "netns", "add", h.ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", h.ns).Run() })
-		run(t, "ip", "link", "add", dside, "type", "veth", "peer", "name", hside)
-		run(t, "ip", "link", "set", dside, "netns", w.driver)
-		run(t, "ip", "link", "set", hside, "netns", h.ns)
-		run(t, "ip", "netns", "exec", w.driver, "ip", "addr", "add", fmt.Sprintf("10.252.%d.1/30", i), "dev", dside)
-		run(t, "ip", "netns", "exec", w.driver, "ip", "link", "set", dside, "up")
-		run(t, "ip", "netns", "exec", h.ns, "ip", "addr", "add", h.ip+"/30", "dev", hside)
-		run(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", hside, "up")
-		run(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", "lo", "up")
+		testenv.Cmd(t, "ip", "link", "add", dside, "type", "veth", "peer", "name", hside)
+		testenv.Cmd(t, "ip", "link", "set", dside, "netns", w.driver)
+		testenv.Cmd(t, "ip", "link", "set", hside, "netns", h.ns)
+		testenv.Cmd(t, "ip", "netns", "exec", w.driver, "ip", "addr", "add", fmt.Sprintf("10.252.%d.1/30", i), "dev", dside)
+		testenv.Cmd(t, "ip", "netns", "exec", w.driver, "ip", "link", "set", dside, "up")
+		testenv.Cmd(t, "ip", "netns", "exec", h.ns, "ip", "addr", "add", h.ip+"/30", "dev", hside)
+		testenv.Cmd(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", hside, "up")
+		testenv.Cmd(t, "ip", "netns", "exec", h.ns, "ip", "link", "set", "lo", "up")
 		h.pw = startProc(t, "ip", "netns", "exec", h.ns, bin, "-listen", h.ip+":"+port, "-token", token,
 			"-capacity", "2", "-cache-dir", filepath.Join(cache, h.ns), "-drain-timeout", "1s")
 		w.hosts = append(w.hosts, h)
@@ -216,7 +196,7 @@ func (w *world) setHosts(ips ...string) {
 }
 
 // startDriver runs the driver process in its namespace; its events feed ev.
-func (w *world) startDriver(mode string, ev *events) (*exec.Cmd, *syncBuffer, chan struct{}) {
+func (w *world) startDriver(mode string, ev *testenv.Events) (*exec.Cmd, *syncBuffer, chan struct{}) {
 	w.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -239,18 +219,18 @@ func (w *world) startDriver(mode string, ev *events) (*exec.Cmd, *syncBuffer, ch
 		for sc.Scan() {
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) != nil {
-				ev.add(event{msg: "stderr", attrs: sc.Text()})
+				ev.Add(testenv.Event{Msg: "stderr", Attrs: sc.Text()})
 				continue
 			}
-			e := event{msg: fmt.Sprint(rec["msg"])}
+			e := testenv.Event{Msg: fmt.Sprint(rec["msg"])}
 			if ts, ok := rec["time"].(string); ok {
-				e.at, _ = time.Parse(time.RFC3339Nano, ts)
+				e.At, _ = time.Parse(time.RFC3339Nano, ts)
 			}
 			if wk, ok := rec["worker"]; ok {
-				e.worker = fmt.Sprint(wk)
+				e.Worker = fmt.Sprint(wk)
 			}
-			e.attrs = " " + sc.Text()
-			ev.add(e)
+			e.Attrs = " " + sc.Text()
+			ev.Add(e)
 		}
 		cmd.Wait()
 		close(done)
@@ -271,31 +251,31 @@ func TestElastic(t *testing.T) {
 	h1, h2, h3 := w.hosts[0], w.hosts[1], w.hosts[2]
 	closeGate(t)
 	w.setHosts(h1.ip, h2.ip, "127.0.0.1")
-	ev := newEvents()
+	ev := testenv.NewEvents()
 	_, out, done := w.startDriver("map", ev)
 	const within = 2 * time.Minute // only stops a broken test from hanging
-	ev.wait(t, "map started", "", within)
+	ev.Wait(t, "map started", "", within)
 	for _, h := range []*host{h1, h2} {
-		ev.wait(t, "worker connected", h.ip, within)
+		ev.Wait(t, "worker connected", h.ip, within)
 	}
-	junk := ev.wait(t, "worker unreachable; starting without it, and retrying it", "127.0.0.1:"+port, within)
-	if !strings.Contains(junk.attrs, "does not speak the mp protocol") {
-		t.Errorf("the address that is no poolworker: %s", junk.attrs)
+	junk := ev.Wait(t, "worker unreachable; starting without it, and retrying it", "127.0.0.1:"+port, within)
+	if !strings.Contains(junk.Attrs, "does not speak the mp protocol") {
+		t.Errorf("the address that is no poolworker: %s", junk.Attrs)
 	}
 
 	added := time.Now()
 	w.setHosts(h1.ip, h2.ip, h3.ip, "127.0.0.1") // a third joins the name
-	found := ev.wait(t, "worker found", h3.ip, within)
-	joined := ev.wait(t, "worker connected", h3.ip, within)
+	found := ev.Wait(t, "worker found", h3.ip, within)
+	joined := ev.Wait(t, "worker connected", h3.ip, within)
 	// Figures for the README, not assertions: the lookup sees the hosts
 	// file within ResolveEvery plus Go's hosts-file cache (5 s); then the
 	// node is dialled, sent the executable and starts a worker process.
 	t.Logf("a host added to the name: found %v later, taking chunks %v after that (executable uploaded)",
-		found.at.Sub(added).Round(time.Millisecond), joined.at.Sub(found.at).Round(time.Millisecond))
+		found.At.Sub(added).Round(time.Millisecond), joined.At.Sub(found.At).Round(time.Millisecond))
 	w.setHosts(h2.ip, h3.ip, "127.0.0.1") // the first leaves it
-	ev.wait(t, "worker draining", h1.ip, within)
+	ev.Wait(t, "worker draining", h1.ip, within)
 	h2.pw.cmd.Process.Kill() // the second dies
-	ev.wait(t, "worker lost", h2.ip, within)
+	ev.Wait(t, "worker lost", h2.ip, within)
 	openGate(t)
 
 	select {
@@ -315,18 +295,18 @@ func TestElastic(t *testing.T) {
 			t.Errorf("host %d (%s) ran no item of the Map; items by process %v", i+1, h.ip, res.ByPID)
 		}
 	}
-	ev.wait(t, "worker drained", h1.ip, time.Second)
+	ev.Wait(t, "worker drained", h1.ip, time.Second)
 	// A worker process's output reaches the driver's stderr, labelled with
 	// its node and process.
-	said := ev.find("stderr", "")
-	if i := slices.IndexFunc(said, func(e event) bool {
-		return strings.Contains(e.attrs, "] "+outputLine) && strings.HasPrefix(e.attrs, "[poolworker 10.252.") && strings.Contains(e.attrs, "(pid ")
+	said := ev.Find("stderr", "", time.Time{})
+	if i := slices.IndexFunc(said, func(e testenv.Event) bool {
+		return strings.Contains(e.Attrs, "] "+outputLine) && strings.HasPrefix(e.Attrs, "[poolworker 10.252.") && strings.Contains(e.Attrs, "(pid ")
 	}); i >= 0 {
-		t.Logf("forwarded: %s", said[i].attrs)
+		t.Logf("forwarded: %s", said[i].Attrs)
 	} else {
 		t.Errorf("no %q line, prefixed with the node and process, on the driver's stderr; its lines not from its log: %v", outputLine, said)
 	}
-	if lost := ev.find("worker lost", h1.ip); len(lost) > 0 {
+	if lost := ev.Find("worker lost", h1.ip, time.Time{}); len(lost) > 0 {
 		t.Errorf("the host removed from the name was lost, not drained: %v", lost)
 	}
 	t.Logf("items by worker process: %v", res.ByPID)
@@ -342,13 +322,13 @@ func TestNameVanishes(t *testing.T) {
 	w := newWorld(t, 1)
 	closeGate(t)
 	w.setHosts(w.hosts[0].ip)
-	ev := newEvents()
+	ev := testenv.NewEvents()
 	_, out, done := w.startDriver("vanish", ev)
 	const within = 2 * time.Minute // only stops a broken test from hanging
-	ev.wait(t, "map started", "", within)
-	ev.wait(t, "worker connected", w.hosts[0].ip, within)
+	ev.Wait(t, "map started", "", within)
+	ev.Wait(t, "worker connected", w.hosts[0].ip, within)
 	w.setHosts()
-	ev.wait(t, "worker draining", w.hosts[0].ip, within)
+	ev.Wait(t, "worker draining", w.hosts[0].ip, within)
 	openGate(t) // its chunks finish; the rest of the Map has no worker
 	select {
 	case <-done:
@@ -362,7 +342,7 @@ func TestNameVanishes(t *testing.T) {
 	if !strings.Contains(res.Err, "no workers") {
 		t.Fatalf("Map after the name vanished: err %q, want ErrNoWorkers; the driver's log:\n%s", res.Err, ev)
 	}
-	ev.wait(t, "worker drained", w.hosts[0].ip, time.Second)
+	ev.Wait(t, "worker drained", w.hosts[0].ip, time.Second)
 	t.Logf("the error: %s", res.Err)
 }
 
@@ -370,7 +350,7 @@ func TestNameVanishes(t *testing.T) {
 func TestNameDoesNotResolve(t *testing.T) {
 	w := newWorld(t, 0)
 	w.setHosts()
-	ev := newEvents()
+	ev := testenv.NewEvents()
 	_, out, done := w.startDriver("noresolve", ev)
 	<-done
 	var res driverResult

@@ -8,16 +8,13 @@ package elastic
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,91 +108,6 @@ func checkExact(t *testing.T, got []Tagged, n int) map[int]int {
 		byPID[r.PID]++
 	}
 	return byPID
-}
-
-// events records a pool's log; it is a slog.Handler.
-type events struct {
-	mu   sync.Mutex
-	log  []event
-	wake chan struct{} // closed and replaced on each event
-}
-
-type event struct {
-	at     time.Time
-	msg    string
-	worker string
-	attrs  string
-}
-
-func newEvents() *events { return &events{wake: make(chan struct{})} }
-
-func (e *events) Enabled(context.Context, slog.Level) bool { return true }
-func (e *events) WithAttrs([]slog.Attr) slog.Handler       { return e }
-func (e *events) WithGroup(string) slog.Handler            { return e }
-func (e *events) Handle(_ context.Context, r slog.Record) error {
-	ev := event{at: r.Time, msg: r.Message}
-	var b strings.Builder
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "worker" {
-			ev.worker = a.Value.String()
-		}
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	ev.attrs = b.String()
-	e.add(ev)
-	return nil
-}
-
-func (e *events) add(ev event) {
-	e.mu.Lock()
-	e.log = append(e.log, ev)
-	close(e.wake)
-	e.wake = make(chan struct{})
-	e.mu.Unlock()
-}
-
-// find returns the events msg whose worker contains who.
-func (e *events) find(msg, who string) []event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []event
-	for _, ev := range e.log {
-		if ev.msg == msg && strings.Contains(ev.worker, who) {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// wait waits for an event msg about who, failing t after timeout (a
-// generous bound that only stops a broken test from hanging).
-func (e *events) wait(t *testing.T, msg, who string, timeout time.Duration) event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		e.mu.Lock()
-		wake := e.wake
-		e.mu.Unlock()
-		if evs := e.find(msg, who); len(evs) > 0 {
-			return evs[0]
-		}
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatalf("no %q event for %q within %v; the log:\n%s", msg, who, timeout, e)
-		}
-	}
-}
-
-func (e *events) String() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var b strings.Builder
-	for _, ev := range e.log {
-		fmt.Fprintf(&b, "  %s%s\n", ev.msg, ev.attrs)
-	}
-	return b.String()
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's output and a reader.

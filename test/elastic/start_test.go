@@ -56,7 +56,7 @@ func TestStartWithoutOne(t *testing.T) {
 	}
 	down := freeAddr(t)
 	addrs = append(addrs, down)
-	ev := newEvents()
+	ev := testenv.NewEvents()
 	p, err := cluster.New(cluster.Addresses(addrs...), cluster.Token(token), cluster.Logger(slog.New(ev)))
 	if err != nil {
 		t.Fatalf("New with one address of five down: %v", err)
@@ -68,9 +68,9 @@ func TestStartWithoutOne(t *testing.T) {
 	if got := p.Workers(); got != 4 {
 		t.Errorf("Workers() = %d, want 4 (four nodes of capacity 1)", got)
 	}
-	ev.wait(t, "worker unreachable; starting without it, and retrying it", down, time.Second)
+	ev.Wait(t, "worker unreachable; starting without it, and retrying it", down, time.Second)
 	listening(t, down, cache, "1")
-	ev.wait(t, "worker connected", down, time.Minute)
+	ev.Wait(t, "worker connected", down, time.Minute)
 	for deadline := time.Now().Add(time.Minute); p.Workers() != 5; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) { // only stops a broken test from hanging
 			t.Fatalf("Workers() = %d after the fifth connected, want 5", p.Workers())
@@ -129,7 +129,7 @@ func TestLocalhostName(t *testing.T) {
 	a := freeAddr(t)
 	listening(t, a, t.TempDir(), "2")
 	_, port, _ := net.SplitHostPort(a)
-	ev := newEvents()
+	ev := testenv.NewEvents()
 	p, err := cluster.New(cluster.Addresses("localhost:"+port), cluster.Token(token), cluster.Logger(slog.New(ev)))
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestLocalhostName(t *testing.T) {
 	if got := p.Workers(); got != 2 {
 		t.Errorf("Workers() = %d for one node of capacity 2 named localhost, want 2", got)
 	}
-	if bad := ev.find("worker unreachable; starting without it, and retrying it", ""); len(bad) > 0 {
+	if bad := ev.Find("worker unreachable; starting without it, and retrying it", "", time.Time{}); len(bad) > 0 {
 		t.Errorf("localhost gave an address that is not the node: %v", bad)
 	}
 	got, err := pool.Map(context.Background(), p, work, []int{0, 1, 2})
