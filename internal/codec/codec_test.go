@@ -214,3 +214,26 @@ func TestDecodeGarbageNeverPanics(t *testing.T) {
 		}
 	}
 }
+
+// pt is a small struct, as a task argument often is.
+type pt struct {
+	X, Y int
+	Tag  string
+}
+
+// The cost pool.CheckEncoding adds per item (see its doc).
+func BenchmarkRoundTripInts(b *testing.B) {
+	in := make([]int, 1000)
+	for b.Loop() {
+		var out []int
+		codec.RoundTrip(in, &out)
+	}
+}
+
+func BenchmarkRoundTripStructs(b *testing.B) {
+	in := make([]pt, 1000)
+	for b.Loop() {
+		var out []pt
+		codec.RoundTrip(in, &out)
+	}
+}
