@@ -122,33 +122,33 @@ func (a *AsyncResult[R]) Then(callback func(R), errCallback func(error)) *AsyncR
 // lets it finish (Python's map_async, close, join, get). It holds its own
 // goroutine until it finishes. If the pool is already closed, the result
 // fails with ErrClosed.
-func MapAsync[T, R any](ctx context.Context, p Pool, fn func(T) R, items []T, opts ...CallOption) *AsyncResult[[]R] {
+func MapAsync[T, R any](ctx context.Context, p *Pool, fn func(T) R, items []T, opts ...CallOption) *AsyncResult[[]R] {
 	return goAsync(prepareMap(ctx, p, typed[T, R]{plain: fn}, items, opts))
 }
 
 // MapAsyncErr is [MapAsync] for functions that return an error.
-func MapAsyncErr[T, R any](ctx context.Context, p Pool, fn func(T) (R, error), items []T, opts ...CallOption) *AsyncResult[[]R] {
+func MapAsyncErr[T, R any](ctx context.Context, p *Pool, fn func(T) (R, error), items []T, opts ...CallOption) *AsyncResult[[]R] {
 	return goAsync(prepareMap(ctx, p, typed[T, R]{errf: fn}, items, opts))
 }
 
 // MapAsyncCtx is [MapAsync] for functions that take a context.
-func MapAsyncCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (R, error), items []T, opts ...CallOption) *AsyncResult[[]R] {
+func MapAsyncCtx[T, R any](ctx context.Context, p *Pool, fn func(context.Context, T) (R, error), items []T, opts ...CallOption) *AsyncResult[[]R] {
 	return goAsync(prepareMap(ctx, p, typed[T, R]{ctxf: fn}, items, opts))
 }
 
 // ApplyAsync starts [Apply] and returns at once, as Python's
 // Pool.apply_async.
-func ApplyAsync[T, R any](ctx context.Context, p Pool, fn func(T) R, arg T) *AsyncResult[R] {
+func ApplyAsync[T, R any](ctx context.Context, p *Pool, fn func(T) R, arg T) *AsyncResult[R] {
 	return goAsync(prepareApply(ctx, p, typed[T, R]{plain: fn}, arg))
 }
 
 // ApplyAsyncErr is [ApplyAsync] for functions that return an error.
-func ApplyAsyncErr[T, R any](ctx context.Context, p Pool, fn func(T) (R, error), arg T) *AsyncResult[R] {
+func ApplyAsyncErr[T, R any](ctx context.Context, p *Pool, fn func(T) (R, error), arg T) *AsyncResult[R] {
 	return goAsync(prepareApply(ctx, p, typed[T, R]{errf: fn}, arg))
 }
 
 // ApplyAsyncCtx is [ApplyAsync] for functions that take a context.
-func ApplyAsyncCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (R, error), arg T) *AsyncResult[R] {
+func ApplyAsyncCtx[T, R any](ctx context.Context, p *Pool, fn func(context.Context, T) (R, error), arg T) *AsyncResult[R] {
 	return goAsync(prepareApply(ctx, p, typed[T, R]{ctxf: fn}, arg))
 }
 

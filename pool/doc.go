@@ -1,8 +1,8 @@
-// Package pool is Python's multiprocessing.Pool for Go: one [Pool] interface,
+// Package pool is Python's multiprocessing.Pool for Go: one [Pool] type,
 // typed operations over it, and the function registry, options and errors
 // shared by every backend.
 //
-// A pool is made by a backend: [github.com/mpgo/mp/pool/local] runs goroutine
+// A [*Pool] is made by a backend: [github.com/mpgo/mp/pool/local] runs goroutine
 // workers in this process, [github.com/mpgo/mp/pool/cluster] runs worker
 // processes on this machine or on poolworker daemons elsewhere. Programs use a
 // pool only through the functions of this package, so moving from one backend

@@ -4,19 +4,20 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mpgo/mp/internal/backend"
 	"github.com/mpgo/mp/internal/codec"
 )
 
 // Sentinel errors, to be tested with [errors.Is].
 var (
 	// ErrClosed is returned by operations started after Close or Terminate.
-	ErrClosed = errors.New("pool: closed")
+	ErrClosed = backend.ErrClosed
 	// ErrTerminated is returned by calls that were still running when the
 	// pool was terminated.
 	ErrTerminated = errors.New("pool: terminated")
 	// ErrNotClosed is returned by Join on a pool that is neither closed nor
 	// terminated: Join would wait forever.
-	ErrNotClosed = errors.New("pool: Join called before Close or Terminate")
+	ErrNotClosed = backend.ErrNotClosed
 	// ErrNotRegistered is returned when a backend that runs functions in
 	// other processes is given a function that was not registered.
 	ErrNotRegistered = errors.New("pool: function not registered")
@@ -27,7 +28,7 @@ var (
 	// run the remaining items.
 	ErrNoWorkers = errors.New("pool: no workers left")
 	// ErrConfig wraps every configuration error.
-	ErrConfig = errors.New("pool: bad configuration")
+	ErrConfig = backend.ErrConfig
 	// ErrEncoding is wrapped by the error of a call whose argument or
 	// result cannot cross to a worker process as it is: a type the
 	// contract rejects (see [Register]), a value in an interface whose type
@@ -72,8 +73,6 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-func configError(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
-}
+var configError = backend.ConfigError
 
 var errNilSeq = errors.New("pool: nil iter.Seq")

@@ -214,17 +214,16 @@ func ExampleMap_starmap() {
 
 // Functions that the cluster backend's workers run are registered in an
 // init function (see the top of this file), by which they are known under
-// their fully qualified names.
+// their fully qualified names. Registering one again does nothing.
 func ExampleRegister() {
-	f, ok := pool.Lookup("github.com/mpgo/mp/pool_test.cube")
-	fmt.Println(ok, f.Name())
+	fmt.Println(pool.Register(cube))
 
 	// Closures carry state that cannot cross a process boundary.
 	k := 2
 	err := pool.Register(func(n int) int { return n * k })
 	fmt.Println(err != nil)
 	// Output:
-	// true github.com/mpgo/mp/pool_test.cube
+	// <nil>
 	// true
 }
 

@@ -25,33 +25,33 @@ import (
 // The default chunk size starts at 1 and doubles, up to 1024, while chunks
 // take under 500µs, so slow items are balanced one by one and trivial ones
 // are amortized; [Chunksize] fixes it.
-func Imap[T, R any](ctx context.Context, p Pool, fn func(T) R, seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
+func Imap[T, R any](ctx context.Context, p *Pool, fn func(T) R, seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
 	return imap(ctx, p, typed[T, R]{plain: fn}, seq, true, opts)
 }
 
 // ImapErr is [Imap] for functions that return an error.
-func ImapErr[T, R any](ctx context.Context, p Pool, fn func(T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
+func ImapErr[T, R any](ctx context.Context, p *Pool, fn func(T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
 	return imap(ctx, p, typed[T, R]{errf: fn}, seq, true, opts)
 }
 
 // ImapCtx is [Imap] for functions that take a context.
-func ImapCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
+func ImapCtx[T, R any](ctx context.Context, p *Pool, fn func(context.Context, T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
 	return imap(ctx, p, typed[T, R]{ctxf: fn}, seq, true, opts)
 }
 
 // ImapUnordered is [Imap] that yields results as they complete, as Python's
 // Pool.imap_unordered. Results of one chunk stay together, in input order.
-func ImapUnordered[T, R any](ctx context.Context, p Pool, fn func(T) R, seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
+func ImapUnordered[T, R any](ctx context.Context, p *Pool, fn func(T) R, seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
 	return imap(ctx, p, typed[T, R]{plain: fn}, seq, false, opts)
 }
 
 // ImapUnorderedErr is [ImapUnordered] for functions that return an error.
-func ImapUnorderedErr[T, R any](ctx context.Context, p Pool, fn func(T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
+func ImapUnorderedErr[T, R any](ctx context.Context, p *Pool, fn func(T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
 	return imap(ctx, p, typed[T, R]{errf: fn}, seq, false, opts)
 }
 
 // ImapUnorderedCtx is [ImapUnordered] for functions that take a context.
-func ImapUnorderedCtx[T, R any](ctx context.Context, p Pool, fn func(context.Context, T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
+func ImapUnorderedCtx[T, R any](ctx context.Context, p *Pool, fn func(context.Context, T) (R, error), seq iter.Seq[T], opts ...CallOption) iter.Seq2[R, error] {
 	return imap(ctx, p, typed[T, R]{ctxf: fn}, seq, false, opts)
 }
 
@@ -74,11 +74,11 @@ const (
 )
 
 type imapDone struct {
-	t   *Task
+	t   task
 	err error
 }
 
-func imap[T, R any](ctx context.Context, p Pool, f typed[T, R], seq iter.Seq[T], ordered bool, opts []CallOption) iter.Seq2[R, error] {
+func imap[T, R any](ctx context.Context, p *Pool, f typed[T, R], seq iter.Seq[T], ordered bool, opts []CallOption) iter.Seq2[R, error] {
 	cfg := newCallConfig(opts)
 	return func(yield func(R, error) bool) {
 		var zero R
@@ -111,7 +111,7 @@ func imap[T, R any](ctx context.Context, p Pool, f typed[T, R], seq iter.Seq[T],
 			window:  max(p.Workers(), 1) + 1,
 			size:    imapInitialSize,
 			fixed:   cfg.chunksize >= 1,
-			ready:   map[int]*Task{},
+			ready:   map[int]task{},
 		}
 		if m.fixed {
 			m.size = cfg.chunksize
@@ -119,7 +119,7 @@ func imap[T, R any](ctx context.Context, p Pool, f typed[T, R], seq iter.Seq[T],
 		// Every task in flight sends to finished exactly once, and there are
 		// never more than window of them: the sends never block.
 		m.finished = make(chan imapDone, m.window)
-		c.onDone = func(t *Task, err error) { m.finished <- imapDone{t, err} }
+		c.onDone = func(t task, err error) { m.finished <- imapDone{t, err} }
 
 		// The input is ranged over here, in the caller's goroutine, and
 		// results are yielded between items: no goroutine, no coroutine
@@ -162,13 +162,13 @@ type imapper[T, R any] struct {
 	yield    func(R, error) bool
 	ordered  bool
 	window   int
-	size     int           // current chunk size
-	fixed    bool          // size set by Chunksize
-	buf      []T           // the chunk being filled
-	offset   int           // input index of buf[0]
-	inflight int           // chunks submitted and not yet yielded
-	yielded  int           // input index of the next result to yield (ordered)
-	ready    map[int]*Task // finished ahead of yielded, by their first index
+	size     int          // current chunk size
+	fixed    bool         // size set by Chunksize
+	buf      []T          // the chunk being filled
+	offset   int          // input index of buf[0]
+	inflight int          // chunks submitted and not yet yielded
+	yielded  int          // input index of the next result to yield (ordered)
+	ready    map[int]task // finished ahead of yielded, by their first index
 	finished chan imapDone
 }
 
@@ -182,7 +182,7 @@ func (m *imapper[T, R]) submit() bool {
 	}
 	in := m.buf
 	m.c.progress.read(len(in))
-	t := &Task{c: m.c, impl: &chunk[T, R]{f: m.f, in: in, out: make([]R, len(in)), off: m.offset}}
+	t := newChunk(m.c, m.f, in, make([]R, len(in)), m.offset)
 	m.offset += len(in)
 	if m.c.submit(t) != nil {
 		m.yield(zero, m.c.result(m.ctx))
@@ -208,21 +208,21 @@ func (m *imapper[T, R]) next() bool {
 		m.yield(zero, m.c.result(m.ctx))
 		return false
 	}
-	if !m.fixed && m.size < imapMaxChunk && time.Since(d.t.sent) < imapGrowBelow {
+	if !m.fixed && m.size < imapMaxChunk && time.Since(d.t.sentAt()) < imapGrowBelow {
 		m.size *= 2
 	}
 	if !m.ordered {
 		m.inflight--
 		return m.emit(d.t)
 	}
-	m.ready[d.t.impl.base()] = d.t
+	m.ready[d.t.base()] = d.t
 	for {
 		t, ok := m.ready[m.yielded]
 		if !ok {
 			return true
 		}
 		delete(m.ready, m.yielded)
-		m.yielded += t.impl.size()
+		m.yielded += t.size()
 		m.inflight--
 		if !m.emit(t) {
 			return false
@@ -230,8 +230,8 @@ func (m *imapper[T, R]) next() bool {
 	}
 }
 
-func (m *imapper[T, R]) emit(t *Task) bool {
-	for _, r := range t.impl.(*chunk[T, R]).out {
+func (m *imapper[T, R]) emit(t task) bool {
+	for _, r := range t.(*chunk[T, R]).out {
 		if !m.yield(r, nil) {
 			return false
 		}

@@ -1,59 +1,15 @@
 package pool
 
-import (
-	"runtime"
-	"testing"
-)
+import "github.com/mpgo/mp/internal/backend"
 
-// Config is the configuration shared by every backend. Backends build it
-// with [NewConfig] from the options their constructor was given.
-type Config struct {
-	// Workers is how many items the pool runs at once: goroutines for the
-	// local backend, worker processes started on this machine for the
-	// cluster (with poolworkers, whose -capacity sets their share, a cap on
-	// the chunks in flight across the cluster). Default:
-	// runtime.GOMAXPROCS(0), the CPUs available.
-	Workers int
-	// WorkersSet reports whether the Workers option was given, so that a
-	// backend whose capacity comes from elsewhere (the cluster's
-	// poolworkers) can tell a cap the user asked for from the default.
-	WorkersSet bool
-	// Initializer, if set, runs once in each worker before its first task,
-	// and again after the worker is recycled by MaxTasksPerWorker. If it
-	// fails, the tasks given to that worker fail with its error.
-	Initializer func() error
-	// InitializerName is the fully qualified name of Initializer, by which
-	// remote workers find it.
-	InitializerName string
-	// MaxTasksPerWorker, if positive, recycles a worker after it has run
-	// that many tasks (chunks): the local backend reruns the initializer,
-	// the cluster backend replaces the worker process. 0 means never.
-	MaxTasksPerWorker int
-	// CheckEncoding makes a local pool pass the arguments and results of
-	// registered functions through the cluster's encoding (see
-	// [CheckEncoding]). Default: on in test binaries, off otherwise.
-	CheckEncoding bool
-	// Backend holds settings made by a backend's own options (for example
-	// cluster addresses). A backend rejects settings it does not know.
-	Backend []BackendSetting
-}
-
-// A BackendSetting is a setting that only one backend understands. Backend
-// packages define their own types implementing it.
-type BackendSetting interface {
-	// Backend names the backend the setting belongs to, e.g. "cluster".
-	Backend() string
-	// String describes the setting for error messages.
-	String() string
-}
-
-// An Option configures a pool. The same options are accepted by every
-// backend's constructor.
-type Option func(*Config) error
+// An Option configures a pool. The options of this package are accepted
+// by every backend's constructor (local.New, cluster.New); a backend's
+// package adds its own, which the other backends reject.
+type Option func(*backend.Config) error
 
 // Workers sets how many items the pool runs at once. n must be at least 1.
 func Workers(n int) Option {
-	return func(c *Config) error {
+	return func(c *backend.Config) error {
 		if n < 1 {
 			return configError("Workers(%d): need at least 1 worker", n)
 		}
@@ -72,7 +28,7 @@ func Initializer(fn func() error) Option {
 	if fn != nil {
 		registerInitializer(name, fn)
 	}
-	return func(c *Config) error {
+	return func(c *backend.Config) error {
 		if fn == nil {
 			return configError("Initializer(nil)")
 		}
@@ -84,7 +40,7 @@ func Initializer(fn func() error) Option {
 // MaxTasksPerWorker recycles a worker after it has run n tasks (chunks), as
 // Python's maxtasksperchild. n must be at least 1.
 func MaxTasksPerWorker(n int) Option {
-	return func(c *Config) error {
+	return func(c *backend.Config) error {
 		if n < 1 {
 			return configError("MaxTasksPerWorker(%d): need at least 1", n)
 		}
@@ -106,44 +62,10 @@ func MaxTasksPerWorker(n int) Option {
 // registered are never checked: they cannot run on a cluster. The cluster
 // backend always encodes and ignores it.
 func CheckEncoding(on bool) Option {
-	return func(c *Config) error {
+	return func(c *backend.Config) error {
 		c.CheckEncoding = on
 		return nil
 	}
-}
-
-// WithBackend returns an option carrying a backend-specific setting. Backend
-// packages use it to build their own options.
-func WithBackend(s BackendSetting) Option {
-	return func(c *Config) error {
-		c.Backend = append(c.Backend, s)
-		return nil
-	}
-}
-
-// NewConfig applies opts over the defaults and validates the result.
-func NewConfig(opts ...Option) (Config, error) {
-	c := Config{Workers: runtime.GOMAXPROCS(0), CheckEncoding: testing.Testing()}
-	for _, o := range opts {
-		if o == nil {
-			return c, configError("nil Option")
-		}
-		if err := o(&c); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
-}
-
-// CheckBackend returns an error for the first setting in c.Backend that does
-// not belong to the named backend.
-func (c *Config) CheckBackend(name string) error {
-	for _, s := range c.Backend {
-		if s.Backend() != name {
-			return configError("option %s is for the %s backend, not %s", s, s.Backend(), name)
-		}
-	}
-	return nil
 }
 
 // A CallOption configures one call.

@@ -9,163 +9,56 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mpgo/mp/internal/backend"
 	"github.com/mpgo/mp/internal/codec"
 	"github.com/mpgo/mp/internal/objects"
 )
 
-// Pool is a set of workers, implemented by each backend. Programs call the
-// typed operations of this package ([Map], [Imap], [Apply], …) with a Pool and
-// its lifecycle methods (Close, Terminate, Join); the other methods are the
-// contract between those operations and the backends, and are not meant to
-// be called by programs.
-//
-// Every method must be safe for concurrent use.
-type Pool interface {
-	// Workers reports how many tasks the pool runs at once.
-	Workers() int
-
-	// Begin admits a new call. It returns an error wrapping ErrClosed after
-	// Close or Terminate. Each successful Begin is paired with one End,
-	// after the call has submitted its last task. A closed pool keeps
-	// running the tasks of calls admitted before Close.
-	Begin() error
-	// End marks the end of a call admitted by Begin.
-	End()
-	// Submit hands t to the pool. It blocks until a worker accepts t, ctx is
-	// done (it returns ctx.Err()), or the pool is terminated (it returns
-	// ErrTerminated). Once Submit has returned nil, the backend must finish
-	// t exactly once: by t.Run, t.Complete or t.Fail.
-	Submit(ctx context.Context, t *Task) error
-
-	// Close stops the pool from admitting new calls. Calls already running
-	// finish their work; then the workers exit. Close does not wait for
-	// that: Join does. Close is idempotent.
-	Close() error
-	// Terminate stops the pool now: queued and running tasks fail with
-	// ErrTerminated, so every pending call returns promptly, and contexts
-	// given to context-aware functions are cancelled. A plain function that
-	// is already running cannot be interrupted; Join waits for it.
-	Terminate() error
-	// Join waits until every worker has exited, or ctx is done. It returns
-	// ErrNotClosed if neither Close nor Terminate was called.
-	Join(ctx context.Context) error
+// A Pool is a set of workers that runs the typed operations of this
+// package ([Map], [Imap], [Apply], …): goroutines in this process, made by
+// local.New, or worker processes on this machine or on a cluster, made by
+// cluster.New. Its methods are safe for concurrent use.
+type Pool struct {
+	b backend.Backend
 }
 
-// A Task is one chunk of items of one call, as a backend sees it. Tasks are
-// made by the operations of this package and handed to [Pool.Submit].
-type Task struct {
-	c     *call
-	impl  taskImpl
-	state atomic.Uint32 // 0 pending, 1 finished
-	sent  time.Time
+func init() {
+	backend.Wrap = func(b backend.Backend) any { return &Pool{b: b} }
+	backend.Unwrap = func(p any) backend.Backend { return p.(*Pool).b }
 }
 
-type taskImpl interface {
-	run(ctx context.Context, stop *atomic.Bool) (int, error)
-	runChecked(ctx context.Context, stop *atomic.Bool) (int, error)
-	args() any
-	rest(from int) taskImpl // the items from index from on, or nil
-	newResults() any
-	setResults(res any) (int, error)
+// Workers reports how many items the pool runs at once. For a cluster it
+// changes as members come and go.
+func (p *Pool) Workers() int { return p.b.Workers() }
+
+// Close stops the pool from admitting new calls. Calls already running
+// finish their work; then the workers exit. Close does not wait for that:
+// [Pool.Join] does. Close is idempotent.
+func (p *Pool) Close() error { return p.b.Close() }
+
+// Terminate stops the pool now: queued and running items fail with
+// [ErrTerminated], so every pending call returns promptly, and contexts
+// given to context-aware functions are cancelled. A plain function that is
+// already running cannot be interrupted; Join waits for it.
+func (p *Pool) Terminate() error { return p.b.Terminate() }
+
+// Join waits until every worker has exited, or ctx is done. It returns
+// [ErrNotClosed] if neither Close nor Terminate was called.
+func (p *Pool) Join(ctx context.Context) error { return p.b.Join(ctx) }
+
+// task is what a call's tasks have in common, whatever their types.
+type task interface {
+	backendTask() *backend.Task
 	base() int
 	size() int
-}
-
-// Run runs the task in this process and finishes it. It recovers panics of
-// the user function; it never panics itself.
-func (t *Task) Run() {
-	if t.state.Load() != 0 {
-		return
-	}
-	_, err := t.impl.run(t.c.ctx, &t.c.stop)
-	t.finish(err)
-}
-
-// RunChecked is Run for a backend that checks encoding (see
-// [CheckEncoding]): if the task's function is registered, its arguments
-// and results pass through the encoding the cluster uses, as if they
-// crossed to a worker process, so that the function sees, and the caller
-// gets, what a cluster pool would give, or the same [ErrEncoding]. It costs
-// an encoding and a decoding of every argument and result. Functions that
-// are not registered run as by Run: they cannot run on a cluster at all.
-func (t *Task) RunChecked() {
-	if t.state.Load() != 0 {
-		return
-	}
-	if !isRegistered(t.c.fnPtr) {
-		t.Run()
-		return
-	}
-	if _, err := t.c.remote(); err != nil { // the contract's interfaces
-		t.finish(err)
-		return
-	}
-	_, err := t.impl.runChecked(t.c.ctx, &t.c.stop)
-	t.finish(err)
-}
-
-// Context returns the context of the task's call. It is cancelled when the
-// call ends, for any reason; a backend running the task remotely should then
-// cancel it there.
-func (t *Task) Context() context.Context { return t.c.ctx }
-
-// Func returns the registered function the task runs, or an error wrapping
-// ErrNotRegistered that names the function and says what line to add.
-func (t *Task) Func() (*Func, error) { return t.c.remote() }
-
-// Len returns the number of items in the task.
-func (t *Task) Len() int { return t.impl.size() }
-
-// Args returns the task's arguments as a []T, for a backend to encode.
-func (t *Task) Args() any { return t.impl.args() }
-
-// NewResults returns a pointer to an empty []R for a backend to decode
-// results into before passing it to Complete.
-func (t *Task) NewResults() any { return t.impl.newResults() }
-
-// Complete finishes a task run elsewhere. results must be a []R or *[]R with
-// one result per item run, in order; err is the error that stopped the
-// chunk, if any. A *TaskError's Index must count from the start of the
-// chunk; Complete makes it count from the start of the call's input.
-// Complete and Fail after the first have no effect.
-func (t *Task) Complete(results any, err error) {
-	if t.state.Load() != 0 {
-		return
-	}
-	n, serr := t.impl.setResults(results)
-	if serr == nil && err == nil && n != t.impl.size() {
-		serr = fmt.Errorf("pool: backend returned %d results for %d items", n, t.impl.size())
-	}
-	if serr != nil && err == nil {
-		err = serr
-	}
-	t.finish(err)
-}
-
-// Fail finishes the task with err without running it, or abandons it while it
-// runs: its call fails with err. Fail after the task has finished has no
-// effect.
-func (t *Task) Fail(err error) {
-	if err == nil {
-		err = errors.New("pool: task failed with a nil error")
-	}
-	t.finish(err)
-}
-
-// Done reports whether the task has finished.
-func (t *Task) Done() bool { return t.state.Load() != 0 }
-
-func (t *Task) finish(err error) {
-	if !t.state.CompareAndSwap(0, 1) {
-		return
-	}
-	t.c.taskDone(t, err)
+	sentAt() time.Time
+	rest(from int) task // the items from index from on, or nil
 }
 
 // call is the state of one typed operation: the tasks it has submitted, its
 // first error and its context.
 type call struct {
-	p       Pool
+	p       backend.Backend
 	ctx     context.Context
 	cancel  context.CancelFunc
 	stop    atomic.Bool
@@ -187,29 +80,29 @@ type call struct {
 	fnVal  any
 	shape  string
 	fnOnce sync.Once
-	fn     *Func
+	fn     *regFunc
 	fnErr  error
 
 	// onDone, if set, is called for every finished task, after its error
 	// was recorded and before pending is decremented.
-	onDone func(t *Task, err error)
+	onDone func(t task, err error)
 }
 
-func begin[T, R any](ctx context.Context, p Pool, f typed[T, R]) (*call, error) {
+func begin[T, R any](ctx context.Context, p *Pool, f typed[T, R]) (*call, error) {
 	if ctx == nil {
 		return nil, errors.New("pool: nil Context")
 	}
-	if p == nil {
+	if p == nil || p.b == nil {
 		return nil, errors.New("pool: nil Pool")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := p.Begin(); err != nil {
+	if err := p.b.Begin(); err != nil {
 		return nil, err
 	}
-	c := &call{p: p, done: make(chan struct{}), fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
-	if s := objects.Of(p); s != nil {
+	c := &call{p: p.b, done: make(chan struct{}), fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
+	if s := objects.Of(p.b); s != nil {
 		// Functions that take a context learn their pool's store: a Ref
 		// of another pool fails there as on a cluster worker.
 		ctx = objects.WithStore(ctx, s.ID())
@@ -227,14 +120,17 @@ func (c *call) end() {
 	c.p.End()
 }
 
-func (c *call) remote() (*Func, error) {
+func (c *call) remote() (*backend.Func, error) {
 	c.fnOnce.Do(func() {
 		c.fn, c.fnErr = registered(c.fnVal, c.fnPtr, c.shape)
 		if c.fnErr == nil {
 			c.fnErr = c.fn.contract()
 		}
 	})
-	return c.fn, c.fnErr
+	if c.fnErr != nil {
+		return nil, c.fnErr
+	}
+	return c.fn.f, nil
 }
 
 func (c *call) name() string { return nameOfPC(c.fnPtr) }
@@ -258,12 +154,12 @@ func (c *call) firstErr() error {
 // quickChunk: a chunk back this fast says the items are cheap.
 const quickChunk = 200 * time.Microsecond
 
-func (c *call) taskDone(t *Task, err error) {
-	if !c.quick.Load() && time.Since(t.sent) < quickChunk {
+func (c *call) taskDone(t task, err error) {
+	if !c.quick.Load() && time.Since(t.sentAt()) < quickChunk {
 		c.quick.Store(true)
 	}
 	if err == nil {
-		c.progress.add(t.impl.size())
+		c.progress.add(t.size())
 	}
 	if err != nil && err != errStopped {
 		var te *TaskError
@@ -273,15 +169,15 @@ func (c *call) taskDone(t *Task, err error) {
 		rel := -1
 		if te != nil {
 			rel = te.Index
-			te.Index += t.impl.base()
+			te.Index += t.base()
 		}
 		if c.keepGoing && te != nil && err == error(te) && !c.stop.Load() {
 			c.mu.Lock()
 			c.errs = append(c.errs, te)
 			c.mu.Unlock()
 			c.progress.add(rel + 1)
-			if rest := t.impl.rest(rel + 1); rest != nil {
-				c.resubmit(&Task{c: c, impl: rest})
+			if rest := t.rest(rel + 1); rest != nil {
+				c.resubmit(rest)
 			}
 		} else {
 			c.fail(err)
@@ -300,10 +196,9 @@ func (c *call) release() {
 }
 
 // submit hands t to the pool, counting it as pending.
-func (c *call) submit(t *Task) error {
+func (c *call) submit(t task) error {
 	c.pending.Add(1)
-	t.sent = time.Now()
-	if err := c.p.Submit(c.ctx, t); err != nil {
+	if err := c.p.Submit(c.ctx, t.backendTask()); err != nil {
 		c.pending.Add(-1)
 		c.fail(err)
 		return err
@@ -314,11 +209,10 @@ func (c *call) submit(t *Task) error {
 // resubmit submits t, the rest of a chunk whose item failed, from the
 // goroutine that finished the chunk, which may be a worker: so it counts t
 // as pending at once, and submits it from a goroutine of its own.
-func (c *call) resubmit(t *Task) {
+func (c *call) resubmit(t task) {
 	c.pending.Add(1)
-	t.sent = time.Now()
 	go func() {
-		if err := c.p.Submit(c.ctx, t); err != nil {
+		if err := c.p.Submit(c.ctx, t.backendTask()); err != nil {
 			c.fail(err)
 			c.release()
 		}
@@ -360,33 +254,65 @@ func (c *call) result(ctx context.Context) error {
 	return err
 }
 
-// chunk is a task's typed part: a run of consecutive items.
+// chunk is a task of a call: a run of consecutive items.
 type chunk[T, R any] struct {
-	f   *typed[T, R]
-	in  []T
-	out []R
-	off int
+	backend.Task
+	c    *call
+	sent time.Time
+	f    *typed[T, R]
+	in   []T
+	out  []R
+	off  int
 }
 
-func (k *chunk[T, R]) run(ctx context.Context, stop *atomic.Bool) (int, error) {
-	return k.f.runRange(ctx, stop, k.in, k.out)
+// newChunk returns the task of items in, whose results go to out, the
+// first of them at index off of the call's input.
+func newChunk[T, R any](c *call, f *typed[T, R], in []T, out []R, off int) *chunk[T, R] {
+	k := &chunk[T, R]{c: c, sent: time.Now(), f: f, in: in, out: out, off: off}
+	k.Init(k)
+	return k
 }
 
-// runChecked runs the chunk on its items as decoded after encoding, and
-// stores its results as decoded after encoding.
-func (k *chunk[T, R]) runChecked(ctx context.Context, stop *atomic.Bool) (int, error) {
+func (k *chunk[T, R]) backendTask() *backend.Task { return &k.Task }
+func (k *chunk[T, R]) sentAt() time.Time          { return k.sent }
+
+// Context, Run, RunChecked, Func, Len, Args, NewResults, SetResults and
+// Finish make the chunk a backend.Work.
+
+func (k *chunk[T, R]) Context() context.Context     { return k.c.ctx }
+func (k *chunk[T, R]) Func() (*backend.Func, error) { return k.c.remote() }
+func (k *chunk[T, R]) Len() int                     { return len(k.in) }
+func (k *chunk[T, R]) Args() any                    { return k.in }
+func (k *chunk[T, R]) NewResults() any              { return new([]R) }
+func (k *chunk[T, R]) Finish(err error)             { k.c.taskDone(k, err) }
+
+func (k *chunk[T, R]) Run() error {
+	_, err := k.f.runRange(k.c.ctx, &k.c.stop, k.in, k.out)
+	return err
+}
+
+// RunChecked runs the chunk on its items as decoded after encoding, and
+// stores its results as decoded after encoding, if its function is
+// registered; otherwise it runs it as Run does.
+func (k *chunk[T, R]) RunChecked() error {
+	if !isRegistered(k.c.fnPtr) {
+		return k.Run()
+	}
+	if _, err := k.c.remote(); err != nil { // the contract's interfaces
+		return err
+	}
 	var in []T
 	if err := codec.RoundTrip(k.in, &in); err != nil {
-		return 0, encodingError("argument", err)
+		return encodingError("argument", err)
 	}
 	res := make([]R, len(in))
-	n, err := k.f.runRange(ctx, stop, in, res)
+	n, err := k.f.runRange(k.c.ctx, &k.c.stop, in, res)
 	var out []R
 	if rerr := codec.RoundTrip(res[:n], &out); rerr != nil {
-		return 0, encodingError("result", rerr)
+		return encodingError("result", rerr)
 	}
 	copy(k.out, out)
-	return n, crossError(err)
+	return crossError(err)
 }
 
 // crossError changes a function's error as crossing to another process
@@ -415,20 +341,17 @@ func encodingError(what string, err error) error {
 	return fmt.Errorf("the %s cannot cross to another process: %w", what, err)
 }
 
-func (k *chunk[T, R]) args() any { return k.in }
-
-func (k *chunk[T, R]) rest(from int) taskImpl {
+func (k *chunk[T, R]) rest(from int) task {
 	if from >= len(k.in) {
 		return nil
 	}
-	return &chunk[T, R]{f: k.f, in: k.in[from:], out: k.out[from:], off: k.off + from}
+	return newChunk(k.c, k.f, k.in[from:], k.out[from:], k.off+from)
 }
 
-func (k *chunk[T, R]) newResults() any { return new([]R) }
-func (k *chunk[T, R]) base() int       { return k.off }
-func (k *chunk[T, R]) size() int       { return len(k.in) }
+func (k *chunk[T, R]) base() int { return k.off }
+func (k *chunk[T, R]) size() int { return len(k.in) }
 
-func (k *chunk[T, R]) setResults(res any) (int, error) {
+func (k *chunk[T, R]) SetResults(res any) (int, error) {
 	var rs []R
 	switch v := res.(type) {
 	case []R:

@@ -38,13 +38,13 @@ type Ref[T any] struct {
 // its first Get and keeps it while the Ref lives. v must not be changed
 // after Put: workers share it. [Ref.Release], or the pool's exit, frees it
 // everywhere.
-func Put[T any](ctx context.Context, p Pool, v T) (Ref[T], error) {
+func Put[T any](ctx context.Context, p *Pool, v T) (Ref[T], error) {
 	if err := ctx.Err(); err != nil {
 		return Ref[T]{}, err
 	}
-	s := objects.Of(p)
+	s := objects.Of(p.b)
 	if s == nil {
-		return Ref[T]{}, fmt.Errorf("pool.Put: %T keeps no values", p)
+		return Ref[T]{}, fmt.Errorf("pool.Put: %T keeps no values", p.b)
 	}
 	if err := codec.CheckInterfaces(reflect.TypeFor[T]()); err != nil {
 		return Ref[T]{}, fmt.Errorf("pool.Put: a %v cannot cross to another process: %w", reflect.TypeFor[T](), err)

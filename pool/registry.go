@@ -10,71 +10,46 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mpgo/mp/internal/backend"
 	"github.com/mpgo/mp/internal/codec"
 )
 
-// A Func is a registered function as backends see it: a name, and the means
-// to decode its arguments into a typed slice and run them. Programs do not
-// use Func directly; the cluster backend's workers find functions with
-// [Lookup].
-type Func struct {
-	name    string
+// regFunc is a registered function: its backend.Func, by which workers
+// run it, and what the operations need to know of it.
+type regFunc struct {
+	f       *backend.Func
 	ptr     uintptr
-	impl    remoteFunc
 	in, out reflect.Type
 	checked atomic.Bool // contract passed
-}
-
-// remoteFunc is the typed part of a registered function.
-type remoteFunc interface {
-	newArgs() any
-	run(ctx context.Context, name string, args any) (results any, err error)
 }
 
 // contract checks, once it passes, that every interface type in the
 // function's argument and result has a registered implementation: types
 // are registered in init functions, perhaps after the function, so this is
 // checked when the function is first called on a pool that encodes.
-func (f *Func) contract() error {
+func (f *regFunc) contract() error {
 	if f.checked.Load() {
 		return nil
 	}
 	if err := codec.CheckInterfaces(f.in); err != nil {
-		return fmt.Errorf("%w: the argument type of %s: %w", ErrEncoding, f.name, err)
+		return fmt.Errorf("%w: the argument type of %s: %w", ErrEncoding, f.f.Name(), err)
 	}
 	if err := codec.CheckInterfaces(f.out); err != nil {
-		return fmt.Errorf("%w: the result type of %s: %w", ErrEncoding, f.name, err)
+		return fmt.Errorf("%w: the result type of %s: %w", ErrEncoding, f.f.Name(), err)
 	}
 	f.checked.Store(true)
 	return nil
 }
 
-// Name returns the function's fully qualified name, e.g. "main.sample".
-func (f *Func) Name() string { return f.name }
-
-// NewArgs returns a pointer to an empty []T, where T is the function's
-// argument type, for a decoder to fill.
-func (f *Func) NewArgs() any { return f.impl.newArgs() }
-
-// Run calls the function on each element of args, which must be a []T, and
-// returns the results as a []R. It stops at the first error or panic and
-// returns the results computed before it, and a [*TaskError] whose Index is
-// the failing element's position in args.
-func (f *Func) Run(ctx context.Context, args any) (results any, err error) {
-	return f.impl.run(ctx, f.name, args)
-}
-
 type registry struct {
 	mu     sync.RWMutex
-	byName map[string]*Func
-	byPtr  map[uintptr]*Func
-	inits  map[string]func() error
+	byName map[string]*regFunc
+	byPtr  map[uintptr]*regFunc
 }
 
 var reg = registry{
-	byName: map[string]*Func{},
-	byPtr:  map[uintptr]*Func{},
-	inits:  map[string]func() error{},
+	byName: map[string]*regFunc{},
+	byPtr:  map[uintptr]*regFunc{},
 }
 
 // Register records fn under its fully qualified name (for example
@@ -206,9 +181,10 @@ func register[T, R any](fn any, t typed[T, R]) error {
 		}
 		return fmt.Errorf("pool.Register: a different function is already registered as %s", name)
 	}
-	f := &Func{name: name, ptr: ptr, impl: t, in: reflect.TypeFor[T](), out: reflect.TypeFor[R]()}
+	f := &regFunc{f: backend.NewFunc(name, t), ptr: ptr, in: reflect.TypeFor[T](), out: reflect.TypeFor[R]()}
 	reg.byName[name] = f
 	reg.byPtr[ptr] = f
+	backend.Register(f.f)
 	return nil
 }
 
@@ -278,45 +254,8 @@ func MustRegisterErrorType[E error]() {
 	}
 }
 
-// Lookup returns the function registered under name.
-func Lookup(name string) (*Func, bool) {
-	reg.mu.RLock()
-	defer reg.mu.RUnlock()
-	f, ok := reg.byName[name]
-	return f, ok
-}
-
-// LookupInitializer returns the initializer function named name, recorded
-// when an [Initializer] option naming it was built in this process.
-func LookupInitializer(name string) (func() error, bool) {
-	reg.mu.RLock()
-	defer reg.mu.RUnlock()
-	f, ok := reg.inits[name]
-	return f, ok
-}
-
-// RunInitializer runs a worker's initializer fn, named name, as backends
-// do before a worker's first task: a nil fn does nothing; an error is
-// wrapped and a panic becomes an error, both naming the initializer.
-func RunInitializer(name string, fn func() error) (err error) {
-	if fn == nil {
-		return nil
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("pool: initializer %s panicked: %v", name, v)
-		}
-	}()
-	if err := fn(); err != nil {
-		return fmt.Errorf("pool: initializer %s: %w", name, err)
-	}
-	return nil
-}
-
 func registerInitializer(name string, fn func() error) {
-	reg.mu.Lock()
-	reg.inits[name] = fn
-	reg.mu.Unlock()
+	backend.RegisterInitializer(name, fn)
 }
 
 // isRegistered reports whether the function at ptr is registered.
@@ -329,7 +268,7 @@ func isRegistered(ptr uintptr) bool {
 
 // registered returns the registration of the function at ptr, or an error
 // naming the function and the line to add.
-func registered(fnv any, ptr uintptr, shape string) (*Func, error) {
+func registered(fnv any, ptr uintptr, shape string) (*regFunc, error) {
 	reg.mu.RLock()
 	f, ok := reg.byPtr[ptr]
 	reg.mu.RUnlock()

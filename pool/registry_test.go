@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"github.com/mpgo/mp/internal/backend"
 	"strings"
 	"testing"
 
@@ -52,7 +53,7 @@ func TestUnregisteredElsewhere(t *testing.T) {
 func remoteErr(ctx context.Context, fn func(string) string) error {
 	var err error
 	p := &funcPool{}
-	_, _ = pool.Apply(ctx, p, fn, "x")
+	_, _ = pool.Apply(ctx, backend.Wrap(p).(*pool.Pool), fn, "x")
 	err = p.err
 	if !errors.Is(err, pool.ErrNotRegistered) {
 		return errors.New("not ErrNotRegistered: " + err.Error())
@@ -67,7 +68,7 @@ type funcPool struct{ err error }
 func (p *funcPool) Workers() int { return 1 }
 func (p *funcPool) Begin() error { return nil }
 func (p *funcPool) End()         {}
-func (p *funcPool) Submit(ctx context.Context, t *pool.Task) error {
+func (p *funcPool) Submit(ctx context.Context, t *backend.Task) error {
 	_, p.err = t.Func()
 	t.Fail(p.err)
 	return nil

@@ -71,9 +71,12 @@ func (t typed[T, R]) shape() string {
 
 func (t typed[T, R]) ptr() uintptr { return reflect.ValueOf(t.value()).Pointer() }
 
-func (t typed[T, R]) newArgs() any { return new([]T) }
+// NewArgs and Run make a registered function's typed part a
+// backend.FuncImpl.
 
-func (t typed[T, R]) run(ctx context.Context, name string, args any) (any, error) {
+func (t typed[T, R]) NewArgs() any { return new([]T) }
+
+func (t typed[T, R]) Run(ctx context.Context, name string, args any) (any, error) {
 	in, ok := args.([]T)
 	if !ok {
 		if p, ok2 := args.(*[]T); ok2 {

@@ -30,7 +30,7 @@ type mapper struct {
 // mappers returns the contenders of the Map rows. lp and cp are long-lived
 // local and cluster pools, pp a pond pool; all have NumCPU workers (the
 // cluster: NumCPU worker processes).
-func mappers(lp, cp pool.Pool, pp pond.Pool, clusterMax int) []mapper {
+func mappers(lp, cp *pool.Pool, pp pond.Pool, clusterMax int) []mapper {
 	ctx := context.Background()
 	n := runtime.NumCPU()
 	return []mapper{

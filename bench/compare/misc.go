@@ -22,7 +22,7 @@ import (
 
 // applyLatency times calls Applies of pooltest.Trivial on p, one after the other,
 // and reports their p50 and p99 (ns).
-func applyLatency(p pool.Pool, calls int) (result, error) {
+func applyLatency(p *pool.Pool, calls int) (result, error) {
 	ctx := context.Background()
 	d := make([]time.Duration, calls)
 	start := time.Now()
@@ -48,7 +48,7 @@ func applyLatency(p pool.Pool, calls int) (result, error) {
 // applyAsync starts tasks ApplyAsyncs of pooltest.Trivial on p, at most window at a
 // time (0: all at once, as a Python loop of apply_async does), and Gets
 // every result. It reports tasks/s.
-func applyAsync(p pool.Pool, tasks, window int) (result, error) {
+func applyAsync(p *pool.Pool, tasks, window int) (result, error) {
 	ctx := context.Background()
 	if window <= 0 || window > tasks {
 		window = tasks
@@ -139,7 +139,7 @@ func (m *memPeak) finish() (heap, sys, live uint64) {
 // is never held in memory) and reports the growth of the heap (HeapInuse)
 // and of the memory obtained from the OS (Sys), from before the call to their
 // peaks during it, sampled every 10ms.
-func imapMemory(p pool.Pool, n int) (result, error) {
+func imapMemory(p *pool.Pool, n int) (result, error) {
 	heap0, sys0, live0 := memNow(true)
 	mp := startMemPeak(10 * time.Millisecond)
 	seq := func(yield func(int) bool) {

@@ -73,7 +73,7 @@ func piHand(batches []int, workers int) (time.Duration, error) {
 }
 
 // piMap runs the batches with pool.Map on p, as the example does.
-func piMap(p pool.Pool, batches []int) (time.Duration, error) {
+func piMap(p *pool.Pool, batches []int) (time.Duration, error) {
 	start := time.Now()
 	counts, err := pool.Map(context.Background(), p, pooltest.Sample, batches)
 	d := time.Since(start)
@@ -84,7 +84,7 @@ func piMap(p pool.Pool, batches []int) (time.Duration, error) {
 }
 
 // closeJoin closes p and waits for its workers to exit.
-func closeJoin(p pool.Pool) error {
+func closeJoin(p *pool.Pool) error {
 	p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -93,7 +93,7 @@ func closeJoin(p pool.Pool) error {
 
 // withNewPool starts a pool with newPool, timing the start-up, runs
 // piMap on it, then closes it and waits for its workers (untimed).
-func withNewPool(newPool func() (pool.Pool, error), batches []int) (result, error) {
+func withNewPool(newPool func() (*pool.Pool, error), batches []int) (result, error) {
 	start := time.Now()
 	p, err := newPool()
 	if err != nil {
@@ -107,12 +107,12 @@ func withNewPool(newPool func() (pool.Pool, error), batches []int) (result, erro
 	return result{d: d, extra: map[string]float64{"startup": startup.Seconds()}}, err
 }
 
-func newLocal(opts ...pool.Option) func() (pool.Pool, error) {
-	return func() (pool.Pool, error) { return local.New(opts...) }
+func newLocal(opts ...pool.Option) func() (*pool.Pool, error) {
+	return func() (*pool.Pool, error) { return local.New(opts...) }
 }
 
-func newCluster(opts ...pool.Option) func() (pool.Pool, error) {
-	return func() (pool.Pool, error) { return cluster.New(opts...) }
+func newCluster(opts ...pool.Option) func() (*pool.Pool, error) {
+	return func() (*pool.Pool, error) { return cluster.New(opts...) }
 }
 
 // speedupPoint is one point of the speed-up sweep.
@@ -135,8 +135,8 @@ func speedupSweep(batches []int, workers []int, reps int) (float64, []speedupPoi
 	}
 	samples := map[key][]float64{}
 	var serial []float64
-	locals := map[int]pool.Pool{}
-	clusters := map[int]pool.Pool{}
+	locals := map[int]*pool.Pool{}
+	clusters := map[int]*pool.Pool{}
 	defer func() {
 		for _, p := range locals {
 			closeJoin(p)

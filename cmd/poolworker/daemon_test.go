@@ -268,7 +268,7 @@ func TestConformance(t *testing.T) {
 	cache := t.TempDir()
 	a := startDaemon(t, "-capacity", "1", "-cache-dir", cache, "-drain-timeout", "1s")
 	b := startDaemon(t, "-capacity", "1", "-cache-dir", cache, "-drain-timeout", "1s")
-	pooltest.Run(t, func(t *testing.T, opts ...pool.Option) pool.Pool {
+	pooltest.Run(t, func(t *testing.T, opts ...pool.Option) *pool.Pool {
 		p, err := cluster.New(append(opts, cluster.Addresses(a.addr, b.addr), cluster.Token(testToken))...)
 		if err != nil {
 			t.Fatal(err)

@@ -205,7 +205,7 @@ func startServer(t *testing.T, edit func(*config)) *testServer {
 
 // newPool starts a cluster pool on the poolworkers at addrs, and terminates
 // it when the test ends.
-func newPool(t *testing.T, addrs []string, opts ...pool.Option) *cluster.Pool {
+func newPool(t *testing.T, addrs []string, opts ...pool.Option) *pool.Pool {
 	t.Helper()
 	opts = append(opts, cluster.Addresses(addrs...), cluster.Token(testToken))
 	p, err := cluster.New(opts...)
@@ -222,7 +222,7 @@ func newPool(t *testing.T, addrs []string, opts ...pool.Option) *cluster.Pool {
 }
 
 // checkTriples runs triple over n items on p and checks every result.
-func checkTriples(t *testing.T, p pool.Pool, n int) {
+func checkTriples(t *testing.T, p *pool.Pool, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

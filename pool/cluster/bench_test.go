@@ -12,7 +12,7 @@ import (
 // The shared benchmark set (see pooltest.Benchmarks) on the cluster backend, on worker processes started by
 // re-executing this test binary (TestMain calls cluster.WorkerMain).
 var bench = pooltest.Benchmarks{
-	New: func(b *testing.B, opts ...pool.Option) pool.Pool {
+	New: func(b *testing.B, opts ...pool.Option) *pool.Pool {
 		p, err := cluster.New(opts...)
 		if err != nil {
 			b.Fatal(err)
@@ -33,7 +33,7 @@ func BenchmarkStartup(b *testing.B)    { bench.Startup(b) }
 // valgrind (bench/instructions.sh), where every process runs some 50 times
 // slower and the default timeout would take workers for lost.
 var instrBench = pooltest.Benchmarks{
-	New: func(b *testing.B, opts ...pool.Option) pool.Pool {
+	New: func(b *testing.B, opts ...pool.Option) *pool.Pool {
 		return bench.New(b, append(opts, cluster.Heartbeat(time.Second, time.Minute))...)
 	},
 	MaxItems: 1e5,

@@ -56,6 +56,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mpgo/mp/internal/backend"
 	"log/slog"
 	"net"
 	"os"
@@ -73,10 +74,10 @@ import (
 // than Retries allows.
 var ErrWorkerLost = errors.New("cluster: worker lost")
 
-// Pool is a pool of worker processes. Make one with [New]; use it with the
-// operations of package pool. It is safe for concurrent use.
-type Pool struct {
-	cfg     pool.Config
+// driver is the backend: a pool of worker processes, this process their
+// driver.
+type driver struct {
+	cfg     backend.Config
 	s       settings
 	sched   sched
 	members membership
@@ -84,7 +85,7 @@ type Pool struct {
 	token   string // embedded workers' one-off token
 	exe     string
 
-	life     *pool.Lifecycle
+	life     *backend.Lifecycle
 	objects  *objects.Store // the values of pool.Put
 	stopOnce sync.Once
 	termOnce sync.Once
@@ -94,7 +95,7 @@ type Pool struct {
 	wg   sync.WaitGroup
 }
 
-var _ pool.Pool = (*Pool)(nil)
+var _ backend.Backend = (*driver)(nil)
 
 // New starts a cluster pool. In a worker process it never returns (see
 // [WorkerMain]). Otherwise it starts the worker processes and returns once
@@ -114,9 +115,18 @@ var _ pool.Pool = (*Pool)(nil)
 // the number of worker processes started on this machine (default: CPUs);
 // with poolworkers, each node's capacity is its own -capacity, and Workers,
 // if given, caps the chunks in flight across the cluster.
-func New(opts ...pool.Option) (*Pool, error) {
+func New(opts ...pool.Option) (*pool.Pool, error) {
 	WorkerMain()
-	cfg, err := pool.NewConfig(opts...)
+	p, err := newDriver(opts)
+	if err != nil {
+		return nil, err
+	}
+	return backend.Wrap(p).(*pool.Pool), nil
+}
+
+// newDriver starts the backend of a cluster pool. See New.
+func newDriver(opts []pool.Option) (*driver, error) {
+	cfg, err := backend.NewConfig(opts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.New: %w", err)
 	}
@@ -128,14 +138,14 @@ func New(opts ...pool.Option) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster.New: cannot find this program's executable: %w", err)
 	}
-	p := &Pool{
+	p := &driver{
 		cfg:  cfg,
 		s:    s,
 		exe:  exe,
 		stop: make(chan struct{}),
 		term: make(chan struct{}),
 	}
-	p.life = pool.NewLifecycle(p.stopMembers)
+	p.life = backend.NewLifecycle(p.stopMembers)
 	p.objects = objects.NewStore(p, true, p.forget)
 	p.sched.init(p)
 	p.members.init(p)
@@ -162,7 +172,7 @@ func New(opts ...pool.Option) (*Pool, error) {
 
 // forget tells every connected worker that value id of p's store is
 // released, so that those which fetched it drop it.
-func (p *Pool) forget(id uint64) {
+func (p *driver) forget(id uint64) {
 	p.sched.mu.Lock()
 	conns := slices.Clone(p.sched.conns)
 	p.sched.mu.Unlock()
@@ -173,7 +183,7 @@ func (p *Pool) forget(id uint64) {
 
 // startEmbedded starts cfg.Workers worker processes at once, and waits for
 // all: one that cannot start is a bug of the program (see WorkerMain).
-func (p *Pool) startEmbedded() error {
+func (p *driver) startEmbedded() error {
 	p.token = newToken()
 	members := make([]*member, p.cfg.Workers)
 	conns := make([]*wconn, len(members))
@@ -205,7 +215,7 @@ func (p *Pool) startEmbedded() error {
 
 // startRemote dials every address (names resolved), listens for workers
 // that dial in, and waits for MinMembers connections.
-func (p *Pool) startRemote() error {
+func (p *driver) startRemote() error {
 	p.wg.Add(1) // held while members are added
 	defer p.wg.Done()
 	var ln net.Listener
@@ -270,7 +280,7 @@ func (p *Pool) startRemote() error {
 }
 
 // startErr says why New found fewer than MinMembers workers.
-func (p *Pool) startErr(ready int, errs []error) error {
+func (p *driver) startErr(ready int, errs []error) error {
 	err := errors.Join(errs...)
 	if ready == 0 && err != nil {
 		return err
@@ -288,17 +298,17 @@ func (p *Pool) startErr(ready int, errs []error) error {
 // Workers reports how many chunks the pool runs at once: the total capacity
 // of the workers connected now, or the Workers cap given to a pool of
 // poolworkers if that is lower. It changes as members come and go.
-func (p *Pool) Workers() int { return p.sched.workers() }
+func (p *driver) Workers() int { return p.sched.workers() }
 
-// Begin admits a call unless the pool is closed. See [pool.Pool].
-func (p *Pool) Begin() error { return p.life.Begin() }
+// Begin admits a call unless the pool is closed. See [backend.Backend].
+func (p *driver) Begin() error { return p.life.Begin() }
 
-// End ends a call admitted by Begin. See [pool.Pool].
-func (p *Pool) End() { p.life.End() }
+// End ends a call admitted by Begin. See [backend.Backend].
+func (p *driver) End() { p.life.End() }
 
 // stopMembers closes every member's connection, once: worker processes exit
 // when their session ends, and members are not restarted.
-func (p *Pool) stopMembers() {
+func (p *driver) stopMembers() {
 	p.stopOnce.Do(func() {
 		close(p.stop)
 		for _, m := range p.members.stop() {
@@ -308,12 +318,12 @@ func (p *Pool) stopMembers() {
 }
 
 // Submit sends t to the least loaded connection with a free slot (see
-// sched), blocking while every worker is busy. See [pool.Pool].
-func (p *Pool) Submit(ctx context.Context, t *pool.Task) error {
+// sched), blocking while every worker is busy. See [backend.Backend].
+func (p *driver) Submit(ctx context.Context, t *backend.Task) error {
 	return p.dispatch(ctx, &flight{t: t, hi: t.Len()})
 }
 
-func (p *Pool) dispatch(ctx context.Context, f *flight) error {
+func (p *driver) dispatch(ctx context.Context, f *flight) error {
 	for {
 		w, err := p.sched.acquire(ctx)
 		if err != nil {
@@ -326,7 +336,7 @@ func (p *Pool) dispatch(ctx context.Context, f *flight) error {
 }
 
 // lost handles a chunk whose worker died: it is re-run elsewhere, or fails.
-func (p *Pool) lost(f *flight, w *wconn, cause error) {
+func (p *driver) lost(f *flight, w *wconn, cause error) {
 	if f.t.Done() {
 		return
 	}
@@ -351,7 +361,7 @@ func (p *Pool) lost(f *flight, w *wconn, cause error) {
 
 // Close stops admitting calls; calls already admitted run to the end, then
 // the worker processes are told to exit. It does not wait: use Join.
-func (p *Pool) Close() error {
+func (p *driver) Close() error {
 	p.life.Close()
 	return nil
 }
@@ -359,7 +369,7 @@ func (p *Pool) Close() error {
 // Terminate stops the pool at once: running and waiting chunks fail with
 // pool.ErrTerminated, connections are closed and worker processes started
 // by this pool are killed.
-func (p *Pool) Terminate() error {
+func (p *driver) Terminate() error {
 	p.life.Close()
 	p.termOnce.Do(func() { close(p.term) })
 	p.stopMembers()
@@ -371,12 +381,12 @@ func (p *Pool) Terminate() error {
 
 // Join waits until every worker process started by this pool has exited
 // and every connection is closed, or ctx is done.
-func (p *Pool) Join(ctx context.Context) error { return p.life.Join(ctx) }
+func (p *driver) Join(ctx context.Context) error { return p.life.Join(ctx) }
 
 // runMember keeps one member connected until the pool stops, or the member
 // leaves: it is drained, it dialled in and its connection ended, or it is
 // an embedded worker given up.
-func (p *Pool) runMember(m *member, w *wconn) {
+func (p *driver) runMember(m *member, w *wconn) {
 	defer p.wg.Done()
 	defer p.members.left(m)
 	lastUp := time.Now()
@@ -425,7 +435,7 @@ func (p *Pool) runMember(m *member, w *wconn) {
 }
 
 // stopping reports whether the pool is stopping its members.
-func (p *Pool) stopping() bool {
+func (p *driver) stopping() bool {
 	select {
 	case <-p.stop:
 		return true
@@ -434,14 +444,14 @@ func (p *Pool) stopping() bool {
 	}
 }
 
-func (p *Pool) logf(level slog.Level, msg string, args ...any) {
+func (p *driver) logf(level slog.Level, msg string, args ...any) {
 	if p.s.log != nil {
 		p.s.log.Log(context.Background(), level, msg, args...)
 	}
 }
 
 // connect starts (embedded) or dials (poolworker) m's worker process.
-func (p *Pool) connect(m *member) (*wconn, error) {
+func (p *driver) connect(m *member) (*wconn, error) {
 	if m.addr != "" {
 		return p.dial(m)
 	}
@@ -473,7 +483,7 @@ func (p *Pool) connect(m *member) (*wconn, error) {
 // With a limit (pool.Workers given to a pool of poolworkers), at most limit
 // chunks are in flight across all connections.
 type sched struct {
-	p        *Pool
+	p        *driver
 	mu       sync.Mutex
 	conns    []*wconn
 	waiters  []*waiter // FIFO
@@ -486,7 +496,7 @@ type waiter struct {
 	got chan *wconn // receives the connection whose slot was reserved for it
 }
 
-func (s *sched) init(p *Pool) { s.p = p }
+func (s *sched) init(p *driver) { s.p = p }
 
 func (s *sched) add(w *wconn) {
 	s.mu.Lock()

@@ -51,7 +51,7 @@ func TestWorkerTakesAnotherPath(t *testing.T) {
 	}
 }
 
-func newCluster(t *testing.T, opts ...pool.Option) pool.Pool {
+func newCluster(t *testing.T, opts ...pool.Option) *pool.Pool {
 	t.Helper()
 	p, err := cluster.New(opts...)
 	if err != nil {

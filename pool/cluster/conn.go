@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mpgo/mp/internal/backend"
 	"log/slog"
 	"net"
 	"reflect"
@@ -21,7 +22,7 @@ import (
 
 // wconn is the driver's side of one connection to a worker process.
 type wconn struct {
-	p        *Pool
+	p        *driver
 	name     string
 	sess     *yamux.Session
 	codec    *wire.Codec
@@ -53,7 +54,7 @@ type wconn struct {
 type flight struct {
 	id       uint64
 	sent     time.Time
-	t        *pool.Task
+	t        *backend.Task
 	lo, hi   int
 	attempts int
 	stop     func() bool // stops the cancel hook
@@ -114,7 +115,7 @@ func (f *flight) finish(err error) {
 //
 // A poolworker reports a worker process that does not start within 10 s
 // (spec.md), so Ready is awaited longer there than from an embedded worker.
-func (p *Pool) startConn(conn net.Conn, boot *wire.Codec, name string, readyWithin time.Duration) (*wconn, error) {
+func (p *driver) startConn(conn net.Conn, boot *wire.Codec, name string, readyWithin time.Duration) (*wconn, error) {
 	conn.SetDeadline(time.Now().Add(readyWithin))
 	k, body, err := boot.Recv()
 	if err != nil {
@@ -368,7 +369,7 @@ func (w *wconn) serveObject(g wire.Get) {
 	}
 }
 
-func funcName(t *pool.Task) string {
+func funcName(t *backend.Task) string {
 	if f, err := t.Func(); err == nil {
 		return f.Name()
 	}

@@ -10,7 +10,7 @@ import (
 // pool stops. Each connection is authenticated and set up as a dialled
 // poolworker's is, in its own goroutine, and joins the pool as a member
 // that leaves when the connection ends.
-func (p *Pool) acceptLoop(ln net.Listener) {
+func (p *driver) acceptLoop(ln net.Listener) {
 	defer p.wg.Done()
 	go func() {
 		<-p.stop
@@ -49,7 +49,7 @@ func isTemporary(err error) bool {
 
 // admit authenticates a worker that dialled in, sends it the executable if
 // its node lacks it, and makes it a member.
-func (p *Pool) admit(conn net.Conn) {
+func (p *driver) admit(conn net.Conn) {
 	defer p.wg.Done()
 	remote := conn.RemoteAddr().String()
 	stop := make(chan struct{})

@@ -88,7 +88,7 @@ func resolveAll(entries []string) (targets []target, names []string, errs []erro
 // new addresses join as members, and the members of addresses a name no
 // longer lists are drained. A lookup that fails for another reason than
 // "no such name" changes nothing.
-func (p *Pool) resolveLoop(names []string) {
+func (p *driver) resolveLoop(names []string) {
 	defer p.wg.Done()
 	t := time.NewTicker(p.s.resolveEvery)
 	defer t.Stop()
@@ -106,7 +106,7 @@ func (p *Pool) resolveLoop(names []string) {
 
 // reresolve brings the members that came from name in line with what it
 // resolves to now.
-func (p *Pool) reresolve(name string) {
+func (p *driver) reresolve(name string) {
 	addrs, err := resolve(context.Background(), name)
 	if err != nil && !errors.Is(err, errNoAddress) {
 		p.logf(slog.LevelWarn, "resolving a name failed; its members stay as they are", "name", name, "cause", err)

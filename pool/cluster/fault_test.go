@@ -65,7 +65,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func closeAndJoin(t *testing.T, p *cluster.Pool) {
+func closeAndJoin(t *testing.T, p *pool.Pool) {
 	t.Helper()
 	p.Close()
 	if err := p.Join(ctxFor(t, 30*time.Second)); err != nil {

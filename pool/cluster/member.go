@@ -118,7 +118,7 @@ func (m *member) reap() {
 // hung, or about to run chunks already re-run elsewhere); one that retired
 // or was told to stop has reap's grace to exit by itself, unless the pool
 // is terminated. The pool's Join waits for it.
-func (p *Pool) reapLater(m *member, lost bool) {
+func (p *driver) reapLater(m *member, lost bool) {
 	m.mu.Lock()
 	cmd, exited := m.cmd, m.exited
 	m.cmd, m.exited = nil, nil
@@ -151,7 +151,7 @@ const reapGrace = 3 * time.Second
 
 // spawn starts a worker process by re-executing this program, and accepts
 // its connection on a loopback listener of its own.
-func (p *Pool) spawn(m *member) (*wconn, error) {
+func (p *driver) spawn(m *member) (*wconn, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listening for a worker process: %w", err)
@@ -237,7 +237,7 @@ func (p *Pool) spawn(m *member) (*wconn, error) {
 
 // dial connects to the poolworker at m.addr, authenticates, and has it run
 // this program's executable, sending it if the node lacks it.
-func (p *Pool) dial(m *member) (*wconn, error) {
+func (p *driver) dial(m *member) (*wconn, error) {
 	conn, err := net.DialTimeout("tcp", m.addr, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -250,7 +250,7 @@ func (p *Pool) dial(m *member) (*wconn, error) {
 	return w, nil
 }
 
-func (p *Pool) setupRemote(conn net.Conn, addr string) (*wconn, error) {
+func (p *driver) setupRemote(conn net.Conn, addr string) (*wconn, error) {
 	if err := wire.DriverHandshake(conn, []byte(p.s.token), wire.DefaultHandshakeTimeout); err != nil {
 		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
 	}

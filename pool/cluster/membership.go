@@ -22,7 +22,7 @@ import (
 // no connection serving, until one connects again. Calls then fail with
 // pool.ErrNoWorkers.
 type membership struct {
-	p        *Pool
+	p        *driver
 	embedded bool // members are worker processes started here
 
 	mu        sync.Mutex
@@ -37,7 +37,7 @@ type membership struct {
 	lastErr   error
 }
 
-func (ms *membership) init(p *Pool) {
+func (ms *membership) init(p *driver) {
 	ms.p = p
 	ms.embedded = len(p.s.addrs) == 0 && p.s.listen == ""
 	ms.all = map[*member]struct{}{}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"github.com/mpgo/mp/internal/backend"
 	"log/slog"
 	"net"
 	"os"
@@ -46,7 +47,10 @@ func (s setting) Backend() string { return "cluster" }
 func (s setting) String() string  { return s.desc }
 
 func opt(desc string, apply func(*settings) error) pool.Option {
-	return pool.WithBackend(setting{desc, apply})
+	return func(c *backend.Config) error {
+		c.Settings = append(c.Settings, setting{desc, apply})
+		return nil
+	}
 }
 
 // Addresses makes the pool use poolworker daemons at the given host:port
@@ -186,7 +190,7 @@ func Logger(l *slog.Logger) pool.Option {
 	})
 }
 
-func newSettings(cfg *pool.Config) (settings, error) {
+func newSettings(cfg *backend.Config) (settings, error) {
 	s := settings{
 		retries:          DefaultRetries,
 		heartbeat:        DefaultHeartbeat,
@@ -208,7 +212,7 @@ func newSettings(cfg *pool.Config) (settings, error) {
 	if err := cfg.CheckBackend("cluster"); err != nil {
 		return s, err
 	}
-	for _, b := range cfg.Backend {
+	for _, b := range cfg.Settings {
 		st, ok := b.(setting)
 		if !ok {
 			return s, fmt.Errorf("%w: %s says it is for the cluster backend but was not made by package cluster", pool.ErrConfig, b)

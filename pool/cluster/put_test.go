@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"github.com/mpgo/mp/internal/backend"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestPutSentOncePerWorker(t *testing.T) {
 			t.Fatalf("item %d = %d", i, b)
 		}
 	}
-	served := objects.Of(p).Served()
+	served := objects.Of(backend.Unwrap(p)).Served()
 	size := int64(len(table))
 	if served < size || served > 4*(size+16) {
 		t.Fatalf("the driver sent %d bytes for a %d-byte value and 4 workers: want 1 to 4 copies", served, size)
@@ -100,7 +101,7 @@ func BenchmarkPutRef(b *testing.B) {
 		}
 		ref.Release()
 	}
-	b.ReportMetric(float64(objects.Of(p).Served())/float64(b.N)/(1<<20), "MiB-sent/op")
+	b.ReportMetric(float64(objects.Of(backend.Unwrap(p)).Served())/float64(b.N)/(1<<20), "MiB-sent/op")
 }
 
 func BenchmarkByValue(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mpgo/mp/internal/backend"
 	"io"
 	"net"
 	"os"
@@ -198,11 +199,11 @@ func runInitializer(name string) error {
 	if name == "" {
 		return nil
 	}
-	fn, ok := pool.LookupInitializer(name)
+	fn, ok := backend.LookupInitializer(name)
 	if !ok {
 		return fmt.Errorf("initializer %s is not known in the worker process: build the pool.Initializer option where every process runs it (in main before cluster.New, or in a package-level variable)", name)
 	}
-	return pool.RunInitializer(name, fn)
+	return backend.RunInitializer(name, fn)
 }
 
 type worker struct {
@@ -297,7 +298,7 @@ func (w *worker) start(body []byte) error {
 		w.retire(fmt.Sprintf("ran %d tasks", w.cfg.MaxTasks))
 	}
 	var rerr *wire.RemoteError
-	f, ok := pool.Lookup(name)
+	f, ok := backend.Lookup(name)
 	var args any
 	switch {
 	case !ok:
@@ -390,7 +391,7 @@ func (w *worker) objectPiece(o wire.Object) {
 type job struct {
 	id     uint64
 	name   string
-	f      *pool.Func
+	f      *backend.Func
 	args   any
 	ctx    context.Context
 	cancel context.CancelFunc

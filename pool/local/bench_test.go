@@ -10,7 +10,7 @@ import (
 
 // The shared benchmark set (see pooltest.Benchmarks) on the local backend.
 var bench = pooltest.Benchmarks{
-	New: func(b *testing.B, opts ...pool.Option) pool.Pool {
+	New: func(b *testing.B, opts ...pool.Option) *pool.Pool {
 		// Measure the pool, not the encoding check test binaries turn on.
 		p, err := local.New(append([]pool.Option{pool.CheckEncoding(false)}, opts...)...)
 		if err != nil {

@@ -12,46 +12,46 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mpgo/mp/internal/backend"
 	"github.com/mpgo/mp/internal/objects"
 	"github.com/mpgo/mp/pool"
 )
 
-// Pool is a set of goroutine workers. Make one with [New]; use it with the
-// operations of package pool. It is safe for concurrent use.
-type Pool struct {
-	cfg    pool.Config
-	queue  chan *pool.Task
+// goroutines is the backend: a set of goroutine workers.
+type goroutines struct {
+	cfg    backend.Config
+	queue  chan *backend.Task
 	ctx    context.Context // cancelled by Terminate
 	cancel context.CancelFunc
-	life   *pool.Lifecycle
+	life   *backend.Lifecycle
 
-	running []atomic.Pointer[pool.Task] // the task each worker runs, for Terminate
+	running []atomic.Pointer[backend.Task] // the task each worker runs, for Terminate
 	wg      sync.WaitGroup
 }
 
-var _ pool.Pool = (*Pool)(nil)
+var _ backend.Backend = (*goroutines)(nil)
 
 // New starts a pool of goroutine workers: by default one per CPU available
 // (runtime.GOMAXPROCS). It starts them at once; each runs the Initializer,
 // if any, when it takes its first task, before running it. Options of other
 // backends are rejected.
-func New(opts ...pool.Option) (*Pool, error) {
-	cfg, err := pool.NewConfig(opts...)
+func New(opts ...pool.Option) (*pool.Pool, error) {
+	cfg, err := backend.NewConfig(opts)
 	if err != nil {
 		return nil, fmt.Errorf("local.New: %w", err)
 	}
 	if err := cfg.CheckBackend("local"); err != nil {
 		return nil, fmt.Errorf("local.New: %w", err)
 	}
-	p := &Pool{
+	p := &goroutines{
 		cfg:     cfg,
-		queue:   make(chan *pool.Task),
-		running: make([]atomic.Pointer[pool.Task], cfg.Workers),
+		queue:   make(chan *backend.Task),
+		running: make([]atomic.Pointer[backend.Task], cfg.Workers),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	// Once closed and idle, no call can submit again: closing the queue
 	// lets the workers exit.
-	p.life = pool.NewLifecycle(func() { close(p.queue) })
+	p.life = backend.NewLifecycle(func() { close(p.queue) })
 	// Values of pool.Put: kept as they are, and encoded only to check
 	// them as a cluster would.
 	store := objects.NewStore(p, cfg.CheckEncoding, nil)
@@ -64,13 +64,13 @@ func New(opts ...pool.Option) (*Pool, error) {
 		store.Close()
 		p.life.Exited()
 	}()
-	return p, nil
+	return backend.Wrap(p).(*pool.Pool), nil
 }
 
 // Workers reports the number of worker goroutines.
-func (p *Pool) Workers() int { return p.cfg.Workers }
+func (p *goroutines) Workers() int { return p.cfg.Workers }
 
-func (p *Pool) work(i int) {
+func (p *goroutines) work(i int) {
 	defer p.wg.Done()
 	tasks := 0
 	var initErr error
@@ -85,7 +85,7 @@ func (p *Pool) work(i int) {
 			// initializer runs.
 			p.running[i].Store(t)
 			if !initialized {
-				initErr = pool.RunInitializer(p.cfg.InitializerName, p.cfg.Initializer)
+				initErr = backend.RunInitializer(p.cfg.InitializerName, p.cfg.Initializer)
 				initialized = true
 			}
 			switch {
@@ -110,15 +110,15 @@ func (p *Pool) work(i int) {
 	}
 }
 
-// Begin admits a call unless the pool is closed. See [pool.Pool].
-func (p *Pool) Begin() error { return p.life.Begin() }
+// Begin admits a call unless the pool is closed. See [backend.Backend].
+func (p *goroutines) Begin() error { return p.life.Begin() }
 
-// End ends a call admitted by Begin. See [pool.Pool].
-func (p *Pool) End() { p.life.End() }
+// End ends a call admitted by Begin. See [backend.Backend].
+func (p *goroutines) End() { p.life.End() }
 
 // Submit hands t to an idle worker, blocking until one takes it. See
-// [pool.Pool].
-func (p *Pool) Submit(ctx context.Context, t *pool.Task) error {
+// [backend.Backend].
+func (p *goroutines) Submit(ctx context.Context, t *backend.Task) error {
 	select {
 	case p.queue <- t:
 		return nil
@@ -131,7 +131,7 @@ func (p *Pool) Submit(ctx context.Context, t *pool.Task) error {
 
 // Close stops admitting calls; calls already admitted run to the end, then
 // the workers exit. It does not wait: use Join.
-func (p *Pool) Close() error {
+func (p *goroutines) Close() error {
 	p.life.Close()
 	return nil
 }
@@ -140,7 +140,7 @@ func (p *Pool) Close() error {
 // pool.ErrTerminated, so pending calls return, and context-aware functions
 // see their context cancelled. Plain functions already running go on until
 // they return; Join waits for them.
-func (p *Pool) Terminate() error {
+func (p *goroutines) Terminate() error {
 	p.life.Close()
 	p.cancel()
 	for i := range p.running {
@@ -152,4 +152,4 @@ func (p *Pool) Terminate() error {
 }
 
 // Join waits until every worker has exited, or ctx is done.
-func (p *Pool) Join(ctx context.Context) error { return p.life.Join(ctx) }
+func (p *goroutines) Join(ctx context.Context) error { return p.life.Join(ctx) }

@@ -3,6 +3,7 @@ package local_test
 import (
 	"context"
 	"errors"
+	"github.com/mpgo/mp/internal/backend"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -15,7 +16,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	pooltest.Run(t, func(t *testing.T, opts ...pool.Option) pool.Pool {
+	pooltest.Run(t, func(t *testing.T, opts ...pool.Option) *pool.Pool {
 		p, err := local.New(opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -104,7 +105,7 @@ func TestRegisterRejects(t *testing.T) {
 	if err := pool.Register(s.apply); err == nil || !strings.Contains(err.Error(), "method value") {
 		t.Errorf("Register(method value) = %v", err)
 	}
-	if f, ok := pool.Lookup("github.com/mpgo/mp/pool/local_test.double"); !ok || f.Name() != "github.com/mpgo/mp/pool/local_test.double" {
+	if f, ok := backend.Lookup("github.com/mpgo/mp/pool/local_test.double"); !ok || f.Name() != "github.com/mpgo/mp/pool/local_test.double" {
 		t.Errorf("Lookup(double) = %v, %v", f, ok)
 	}
 }

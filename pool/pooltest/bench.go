@@ -32,13 +32,13 @@ import (
 type Benchmarks struct {
 	// New makes a pool with the given options; the benchmark closes and
 	// joins it.
-	New func(b *testing.B, opts ...pool.Option) pool.Pool
+	New func(b *testing.B, opts ...pool.Option) *pool.Pool
 	// MaxItems is the largest input of Map: 1e3, 1e4, … up to it.
 	MaxItems int
 }
 
 // open makes a pool that is closed and joined when the benchmark ends.
-func (bm Benchmarks) open(b *testing.B, opts ...pool.Option) pool.Pool {
+func (bm Benchmarks) open(b *testing.B, opts ...pool.Option) *pool.Pool {
 	b.Helper()
 	p := bm.New(b, opts...)
 	b.Cleanup(func() {
@@ -126,7 +126,7 @@ func (bm Benchmarks) Imap(b *testing.B) {
 	items := ints(n)
 	for _, mode := range []struct {
 		name string
-		imap func(context.Context, pool.Pool, func(int) int, iter.Seq[int], ...pool.CallOption) iter.Seq2[int, error]
+		imap func(context.Context, *pool.Pool, func(int) int, iter.Seq[int], ...pool.CallOption) iter.Seq2[int, error]
 	}{
 		{"ordered", pool.Imap[int, int]},
 		{"unordered", pool.ImapUnordered[int, int]},

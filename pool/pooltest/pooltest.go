@@ -3,7 +3,7 @@
 // the same suite:
 //
 //	func TestConformance(t *testing.T) {
-//		pooltest.Run(t, func(t *testing.T, opts ...pool.Option) pool.Pool {
+//		pooltest.Run(t, func(t *testing.T, opts ...pool.Option) *pool.Pool {
 //			p, err := local.New(opts...)
 //			if err != nil {
 //				t.Fatal(err)
@@ -35,7 +35,7 @@ import (
 
 // NewFunc makes a pool with the given options. The suite closes or
 // terminates every pool it makes and joins it.
-type NewFunc func(t *testing.T, opts ...pool.Option) pool.Pool
+type NewFunc func(t *testing.T, opts ...pool.Option) *pool.Pool
 
 // patience bounds every wait the suite makes. It is generous: a backend
 // that needs it is broken, not slow.
@@ -97,7 +97,7 @@ type suite struct {
 }
 
 // open makes a pool that is terminated and joined when the test ends.
-func (s *suite) open(t *testing.T, opts ...pool.Option) pool.Pool {
+func (s *suite) open(t *testing.T, opts ...pool.Option) *pool.Pool {
 	t.Helper()
 	p := s.newPool(t, opts...)
 	if p == nil {

@@ -187,7 +187,7 @@ func closedByPeer(c net.Conn) bool {
 
 func TestBadInputs(t *testing.T) {
 	n := startNode(t)
-	newPool := func(opts ...pool.Option) (*cluster.Pool, error) {
+	newPool := func(opts ...pool.Option) (*pool.Pool, error) {
 		return cluster.New(append([]pool.Option{cluster.Addresses(n.addr), cluster.Token(token)}, opts...)...)
 	}
 
@@ -362,7 +362,7 @@ func TestBadInputs(t *testing.T) {
 	}
 }
 
-func mustPool(t *testing.T, newPool func(...pool.Option) (*cluster.Pool, error)) *cluster.Pool {
+func mustPool(t *testing.T, newPool func(...pool.Option) (*pool.Pool, error)) *pool.Pool {
 	t.Helper()
 	p, err := newPool()
 	if err != nil {

@@ -39,7 +39,7 @@ func main() {
 	}
 }
 
-func run(p pool.Pool, root string, top int) error {
+func run(p *pool.Pool, root string, top int) error {
 	if root == "" {
 		out, err := exec.Command("go", "env", "GOROOT").Output()
 		if err != nil {

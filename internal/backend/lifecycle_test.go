@@ -1,4 +1,4 @@
-package pool_test
+package backend_test
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpgo/mp/pool"
+	"github.com/mpgo/mp/internal/backend"
 )
 
 func TestLifecycle(t *testing.T) {
 	drains := 0
-	l := pool.NewLifecycle(func() { drains++ })
-	if err := l.Join(context.Background()); !errors.Is(err, pool.ErrNotClosed) {
+	l := backend.NewLifecycle(func() { drains++ })
+	if err := l.Join(context.Background()); !errors.Is(err, backend.ErrNotClosed) {
 		t.Fatalf("Join before Close = %v", err)
 	}
 	if err := l.Begin(); err != nil {
@@ -22,7 +22,7 @@ func TestLifecycle(t *testing.T) {
 	if drains != 0 {
 		t.Fatal("drained while a call was admitted")
 	}
-	if err := l.Begin(); !errors.Is(err, pool.ErrClosed) {
+	if err := l.Begin(); !errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Begin after Close = %v", err)
 	}
 	l.End()
