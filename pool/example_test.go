@@ -291,3 +291,42 @@ func ExampleErrEncoding() {
 	fmt.Println(errors.Is(err, pool.ErrEncoding), errors.As(err, &te) && te.Index == 1)
 	// Output: true true
 }
+
+// Counter is an actor's state: it stays on one worker across calls.
+type Counter struct{ n int }
+
+func NewCounter(start int) (*Counter, error) { return &Counter{n: start}, nil }
+
+func (c *Counter) Add(k int) int { c.n += k; return c.n }
+
+func init() {
+	// For a cluster, as functions are.
+	pool.MustRegisterActor(NewCounter)
+	pool.MustRegisterMethod((*Counter).Add)
+}
+
+func ExampleNewActor() {
+	p, err := local.New(pool.Workers(2))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+
+	a, err := pool.NewActor(ctx, p, NewCounter, 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	fmt.Println(p.Workers()) // the actor holds one
+
+	// Calls made one after another run in that order, one at a time.
+	r1 := pool.CallAsync(ctx, a, (*Counter).Add, 5)
+	r2 := pool.CallAsync(ctx, a, (*Counter).Add, 1)
+	v1, _ := r1.Get(ctx)
+	v2, _ := r2.Get(ctx)
+	fmt.Println(v1, v2)
+	// Output:
+	// 1
+	// 15 16
+}

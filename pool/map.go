@@ -105,6 +105,7 @@ func prepareMap[T, R any](ctx context.Context, p *Pool, f typed[T, R], items []T
 		defer c.end()
 		out := make([]R, len(items))
 		cfg := newCallConfig(opts)
+		c.pin = cfg.pin
 		c.keepGoing = cfg.keepGoing
 		c.progress = startProgress(cfg.progress, len(items))
 		defer c.progress.end()

@@ -72,6 +72,7 @@ func CheckEncoding(on bool) Option {
 type CallOption func(*callConfig)
 
 type callConfig struct {
+	pin       backend.Pinned // an actor's worker
 	chunksize int
 	keepGoing bool
 	progress  func(done, total int)

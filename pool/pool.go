@@ -59,6 +59,7 @@ type task interface {
 // first error and its context.
 type call struct {
 	p       backend.Backend
+	pin     backend.Pinned // set for an actor's call: its tasks go there
 	ctx     context.Context
 	cancel  context.CancelFunc
 	stop    atomic.Bool
@@ -198,12 +199,20 @@ func (c *call) release() {
 // submit hands t to the pool, counting it as pending.
 func (c *call) submit(t task) error {
 	c.pending.Add(1)
-	if err := c.p.Submit(c.ctx, t.backendTask()); err != nil {
+	if err := c.send(t); err != nil {
 		c.pending.Add(-1)
 		c.fail(err)
 		return err
 	}
 	return nil
+}
+
+// send hands t to the pool, or to the call's pinned worker.
+func (c *call) send(t task) error {
+	if c.pin != nil {
+		return c.pin.Submit(c.ctx, t.backendTask())
+	}
+	return c.p.Submit(c.ctx, t.backendTask())
 }
 
 // resubmit submits t, the rest of a chunk whose item failed, from the
@@ -212,7 +221,7 @@ func (c *call) submit(t task) error {
 func (c *call) resubmit(t task) {
 	c.pending.Add(1)
 	go func() {
-		if err := c.p.Submit(c.ctx, t.backendTask()); err != nil {
+		if err := c.send(t); err != nil {
 			c.fail(err)
 			c.release()
 		}

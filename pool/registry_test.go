@@ -76,6 +76,9 @@ func (p *funcPool) Submit(ctx context.Context, t *backend.Task) error {
 func (p *funcPool) Close() error                   { return nil }
 func (p *funcPool) Terminate() error               { return nil }
 func (p *funcPool) Join(ctx context.Context) error { return nil }
+func (p *funcPool) Pin(ctx context.Context) (backend.Pinned, error) {
+	return nil, errors.New("funcPool: no actors")
+}
 
 func func7(x int) int { return x }
 

@@ -46,6 +46,25 @@ type Backend interface {
 	// Join waits until every worker has exited, or ctx is done. It
 	// returns ErrNotClosed if neither Close nor Terminate was called.
 	Join(ctx context.Context) error
+
+	// Pin reserves a worker for an actor, waiting (as Submit does) until
+	// one is free: a goroutine of a local pool, a slot of a worker process
+	// of a cluster. The worker runs no other calls until Release, and
+	// Workers counts one fewer meanwhile. It is called within Begin and
+	// End.
+	Pin(ctx context.Context) (Pinned, error)
+}
+
+// Pinned is a worker reserved by Backend.Pin. Package pool submits one
+// task at a time to it.
+type Pinned interface {
+	// Submit runs t on the pinned worker, as Backend.Submit does, but
+	// never on another: if the worker is gone (its process died, it
+	// retired, the pool closed), t is not run, and Submit, or t, fails
+	// with an error wrapping pool.ErrActorLost.
+	Submit(ctx context.Context, t *Task) error
+	// Release gives the worker back to the pool. It is idempotent.
+	Release()
 }
 
 // Wrap returns b wrapped in the *pool.Pool that programs use, as an any

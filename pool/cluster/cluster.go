@@ -346,6 +346,10 @@ func (p *driver) lost(f *flight, w *wconn, cause error) {
 		return
 	default:
 	}
+	if f.pinned {
+		f.t.Fail(fmt.Errorf("%w: its worker %s: %v", pool.ErrActorLost, w.name, cause))
+		return
+	}
 	f.attempts++
 	if f.attempts > p.s.retries {
 		f.t.Fail(fmt.Errorf("%w: a chunk of %d items was lost with %d workers (Retries is %d); the last, %s: %v",
@@ -487,7 +491,8 @@ type sched struct {
 	mu       sync.Mutex
 	conns    []*wconn
 	waiters  []*waiter // FIFO
-	limit    int       // most chunks in flight in all; 0: no limit
+	limit    int       // most chunks in flight in all, actors' slots included; 0: no limit
+	pinned   int       // slots pinned by actors
 	total    int       // slots reserved on the connections in conns
 	capacity int       // the connections' total capacity
 }
@@ -523,7 +528,7 @@ func (s *sched) workers() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.limit > 0 {
-		return min(s.limit, s.capacity)
+		return max(0, min(s.limit-s.pinned, s.capacity))
 	}
 	return s.capacity
 }
@@ -594,7 +599,7 @@ func (s *sched) pickLocked() *wconn {
 
 // takeLocked reserves a slot as pickLocked does, within the limit.
 func (s *sched) takeLocked() *wconn {
-	if s.limit > 0 && s.total >= s.limit {
+	if s.limit > 0 && s.total >= s.limit-s.pinned {
 		return nil
 	}
 	w := s.pickLocked()

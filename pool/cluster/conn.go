@@ -62,6 +62,7 @@ type flight struct {
 	resErr   error       // why results could not be decoded
 	err      error       // how a part of a split task ended
 	parts    *parts      // set when the task was split across flights
+	pinned   bool        // an actor's call: it holds no slot, and is never re-run elsewhere
 }
 
 // parts collects the results of a task split across flights.
@@ -322,7 +323,9 @@ func (w *wconn) result(body []byte, part bool) error {
 		terr = fromRemote(rerr, w.name)
 	}
 	f.finish(terr)
-	w.p.sched.done(w, time.Since(f.sent))
+	if !f.pinned {
+		w.p.sched.done(w, time.Since(f.sent))
+	}
 	if idle {
 		w.kill()
 	}
@@ -384,18 +387,18 @@ func (w *wconn) send(f *flight) (ok bool) {
 	fn, err := f.t.Func()
 	if err != nil {
 		f.t.Fail(err)
-		w.p.sched.release(w)
+		w.free(f)
 		return true
 	}
 	if err := f.t.Context().Err(); err != nil {
 		f.t.Fail(err) // its call has ended
-		w.p.sched.release(w)
+		w.free(f)
 		return true
 	}
 	w.mu.Lock()
 	if w.dead || w.retiring || (w.maxTasks > 0 && w.sent >= w.maxTasks) {
 		w.mu.Unlock()
-		w.p.sched.release(w)
+		w.free(f)
 		return false
 	}
 	w.sent++
@@ -456,10 +459,18 @@ func (w *wconn) send(f *flight) (ok bool) {
 			f.stop()
 			f.finish(sendError(fn.Name(), err, f.lo))
 		}
-		w.p.sched.release(w)
+		w.free(f)
 		return true
 	}
 	return true
+}
+
+// free releases the slot f was sent in, unless f is an actor's call,
+// which holds none.
+func (w *wconn) free(f *flight) {
+	if !f.pinned {
+		w.p.sched.release(w)
+	}
 }
 
 // sendError explains why an item of a chunk could not be sent, as a

@@ -26,6 +26,9 @@ type goroutines struct {
 	life   *backend.Lifecycle
 
 	running []atomic.Pointer[backend.Task] // the task each worker runs, for Terminate
+	pins    chan *pin                      // actors taking a worker
+	pinned  atomic.Int64                   // workers taken by actors
+	drained chan struct{}                  // closed with queue: pinned workers exit too
 	wg      sync.WaitGroup
 }
 
@@ -46,12 +49,14 @@ func New(opts ...pool.Option) (*pool.Pool, error) {
 	p := &goroutines{
 		cfg:     cfg,
 		queue:   make(chan *backend.Task),
+		pins:    make(chan *pin),
+		drained: make(chan struct{}),
 		running: make([]atomic.Pointer[backend.Task], cfg.Workers),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	// Once closed and idle, no call can submit again: closing the queue
 	// lets the workers exit.
-	p.life = backend.NewLifecycle(func() { close(p.queue) })
+	p.life = backend.NewLifecycle(func() { close(p.queue); close(p.drained) })
 	// Values of pool.Put: kept as they are, and encoded only to check
 	// them as a cluster would.
 	store := objects.NewStore(p, cfg.CheckEncoding, nil)
@@ -67,47 +72,126 @@ func New(opts ...pool.Option) (*pool.Pool, error) {
 	return backend.Wrap(p).(*pool.Pool), nil
 }
 
-// Workers reports the number of worker goroutines.
-func (p *goroutines) Workers() int { return p.cfg.Workers }
+// Workers reports the number of worker goroutines not pinned by actors.
+func (p *goroutines) Workers() int { return p.cfg.Workers - int(p.pinned.Load()) }
+
+// worker is the state of one worker goroutine.
+type worker struct {
+	i           int
+	tasks       int
+	initErr     error
+	initialized bool
+}
 
 func (p *goroutines) work(i int) {
 	defer p.wg.Done()
-	tasks := 0
-	var initErr error
-	initialized := false
+	w := &worker{i: i}
 	for {
 		select {
 		case t, ok := <-p.queue:
 			if !ok {
 				return
 			}
-			// Terminate sees the task from here on, even while the
-			// initializer runs.
-			p.running[i].Store(t)
-			if !initialized {
-				initErr = backend.RunInitializer(p.cfg.InitializerName, p.cfg.Initializer)
-				initialized = true
-			}
-			switch {
-			case initErr != nil:
-				t.Fail(initErr)
-				initialized = false // try again on the next task
-			case p.ctx.Err() != nil:
-				t.Fail(pool.ErrTerminated)
-			case p.cfg.CheckEncoding:
-				t.RunChecked()
-			default:
-				t.Run()
-			}
-			p.running[i].Store(nil)
-			tasks++
-			if m := p.cfg.MaxTasksPerWorker; m > 0 && tasks >= m {
-				tasks, initialized = 0, false
+			p.run(w, t)
+		case pn := <-p.pins:
+			if !p.servePin(w, pn) {
+				return
 			}
 		case <-p.ctx.Done():
 			return
 		}
 	}
+}
+
+// servePin runs the tasks of an actor's pin until it is released. It
+// returns false if the worker must exit: the pool drained or terminated.
+func (p *goroutines) servePin(w *worker, pn *pin) bool {
+	defer close(pn.gone)
+	for {
+		select {
+		case t := <-pn.tasks:
+			p.run(w, t)
+		case <-pn.released:
+			return true
+		case <-p.drained:
+			return false
+		case <-p.ctx.Done():
+			return false
+		}
+	}
+}
+
+// run runs t on worker w, after the initializer if w has not run it yet.
+func (p *goroutines) run(w *worker, t *backend.Task) {
+	// Terminate sees the task from here on, even while the initializer
+	// runs.
+	p.running[w.i].Store(t)
+	if !w.initialized {
+		w.initErr = backend.RunInitializer(p.cfg.InitializerName, p.cfg.Initializer)
+		w.initialized = true
+	}
+	switch {
+	case w.initErr != nil:
+		t.Fail(w.initErr)
+		w.initialized = false // try again on the next task
+	case p.ctx.Err() != nil:
+		t.Fail(pool.ErrTerminated)
+	case p.cfg.CheckEncoding:
+		t.RunChecked()
+	default:
+		t.Run()
+	}
+	p.running[w.i].Store(nil)
+	w.tasks++
+	if m := p.cfg.MaxTasksPerWorker; m > 0 && w.tasks >= m {
+		w.tasks, w.initialized = 0, false
+	}
+}
+
+// pin is a worker goroutine reserved for an actor.
+type pin struct {
+	p        *goroutines
+	tasks    chan *backend.Task
+	released chan struct{}
+	once     sync.Once
+	gone     chan struct{} // closed when the worker stops serving the pin
+}
+
+// Pin takes an idle worker goroutine for an actor, waiting for one. See
+// [backend.Backend].
+func (p *goroutines) Pin(ctx context.Context) (backend.Pinned, error) {
+	pn := &pin{p: p, tasks: make(chan *backend.Task), released: make(chan struct{}), gone: make(chan struct{})}
+	select {
+	case p.pins <- pn:
+		p.pinned.Add(1)
+		return pn, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.ctx.Done():
+		return nil, pool.ErrTerminated
+	}
+}
+
+// Submit hands t to the pinned worker. See [backend.Pinned].
+func (pn *pin) Submit(ctx context.Context, t *backend.Task) error {
+	select {
+	case pn.tasks <- t:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-pn.gone:
+		return fmt.Errorf("%w: its worker has exited", pool.ErrActorLost)
+	case <-pn.p.ctx.Done():
+		return pool.ErrTerminated
+	}
+}
+
+// Release gives the worker back to the pool. See [backend.Pinned].
+func (pn *pin) Release() {
+	pn.once.Do(func() {
+		close(pn.released)
+		pn.p.pinned.Add(-1)
+	})
 }
 
 // Begin admits a call unless the pool is closed. See [backend.Backend].
