@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"iter"
+	"sync"
 	"time"
 )
 
@@ -78,6 +79,46 @@ type imapDone struct {
 	err error
 }
 
+// doneQueue carries finished chunks from the goroutines that finish them
+// to the range's goroutine. It never blocks the sender: with KeepGoing a
+// chunk whose item failed is followed by the rest of it, so the number of
+// finishes is not bounded by the chunks in flight.
+type doneQueue struct {
+	mu     sync.Mutex
+	q      []imapDone
+	signal chan struct{} // holds a token while q may be non-empty
+}
+
+func (d *doneQueue) push(x imapDone) {
+	d.mu.Lock()
+	d.q = append(d.q, x)
+	d.mu.Unlock()
+	select {
+	case d.signal <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the next finished chunk, or false once done is closed first.
+func (d *doneQueue) pop(done <-chan struct{}) (imapDone, bool) {
+	for {
+		d.mu.Lock()
+		if len(d.q) > 0 {
+			x := d.q[0]
+			d.q[0] = imapDone{}
+			d.q = d.q[1:]
+			d.mu.Unlock()
+			return x, true
+		}
+		d.mu.Unlock()
+		select {
+		case <-d.signal:
+		case <-done:
+			return imapDone{}, false
+		}
+	}
+}
+
 func imap[T, R any](ctx context.Context, p *Pool, f typed[T, R], seq iter.Seq[T], ordered bool, opts []CallOption) iter.Seq2[R, error] {
 	cfg := newCallConfig(opts)
 	return func(yield func(R, error) bool) {
@@ -90,16 +131,13 @@ func imap[T, R any](ctx context.Context, p *Pool, f typed[T, R], seq iter.Seq[T]
 			yield(zero, errNilSeq)
 			return
 		}
-		if cfg.keepGoing {
-			yield(zero, configError("pool.KeepGoing is for Map, MapAsync and ForEach, not Imap"))
-			return
-		}
 		c, err := begin(ctx, p, f)
 		if err != nil {
 			yield(zero, err)
 			return
 		}
 		defer c.end()
+		c.keepGoing = cfg.keepGoing
 		c.progress = startProgress(cfg.progress, 0)
 		defer c.progress.end()
 		m := &imapper[T, R]{
@@ -111,15 +149,13 @@ func imap[T, R any](ctx context.Context, p *Pool, f typed[T, R], seq iter.Seq[T]
 			window:  max(p.Workers(), 1) + 1,
 			size:    imapInitialSize,
 			fixed:   cfg.chunksize >= 1,
-			ready:   map[int]task{},
+			ready:   map[int]imapDone{},
 		}
 		if m.fixed {
 			m.size = cfg.chunksize
 		}
-		// Every task in flight sends to finished exactly once, and there are
-		// never more than window of them: the sends never block.
-		m.finished = make(chan imapDone, m.window)
-		c.onDone = func(t task, err error) { m.finished <- imapDone{t, err} }
+		m.finished.signal = make(chan struct{}, 1)
+		c.onDone = func(t task, err error) { m.finished.push(imapDone{t, err}) }
 
 		// The input is ranged over here, in the caller's goroutine, and
 		// results are yielded between items: no goroutine, no coroutine
@@ -162,14 +198,14 @@ type imapper[T, R any] struct {
 	yield    func(R, error) bool
 	ordered  bool
 	window   int
-	size     int          // current chunk size
-	fixed    bool         // size set by Chunksize
-	buf      []T          // the chunk being filled
-	offset   int          // input index of buf[0]
-	inflight int          // chunks submitted and not yet yielded
-	yielded  int          // input index of the next result to yield (ordered)
-	ready    map[int]task // finished ahead of yielded, by their first index
-	finished chan imapDone
+	size     int              // current chunk size
+	fixed    bool             // size set by Chunksize
+	buf      []T              // the chunk being filled
+	offset   int              // input index of buf[0]
+	inflight int              // chunks submitted and not yet yielded
+	yielded  int              // input index of the next result to yield (ordered)
+	ready    map[int]imapDone // finished ahead of yielded, by their first index
+	finished doneQueue
 }
 
 // submit hands the filled chunk to the pool. It returns false when the
@@ -197,44 +233,65 @@ func (m *imapper[T, R]) submit() bool {
 // false when the range must end.
 func (m *imapper[T, R]) next() bool {
 	var zero R
-	var d imapDone
-	select {
-	case d = <-m.finished:
-	case <-m.c.ctx.Done():
+	d, ok := m.finished.pop(m.c.ctx.Done())
+	if !ok {
 		m.yield(zero, m.c.result(m.ctx))
 		return false
 	}
+	n := d.t.size() // the items d accounts for
 	if d.err != nil {
-		m.yield(zero, m.c.result(m.ctx))
-		return false
-	}
-	if !m.fixed && m.size < imapMaxChunk && time.Since(d.t.sentAt()) < imapGrowBelow {
+		te, item := d.err.(*TaskError)
+		if !item || !m.c.keepGoing || m.c.stop.Load() {
+			m.yield(zero, m.c.result(m.ctx))
+			return false
+		}
+		// KeepGoing: the chunk ran up to its failed item; the rest of it
+		// is in flight as a chunk of its own.
+		n = te.Index - d.t.base() + 1
+		if n < d.t.size() {
+			m.inflight++
+		}
+	} else if !m.fixed && m.size < imapMaxChunk && time.Since(d.t.sentAt()) < imapGrowBelow {
 		m.size *= 2
 	}
 	if !m.ordered {
 		m.inflight--
-		return m.emit(d.t)
+		return m.emit(d, n)
 	}
-	m.ready[d.t.base()] = d.t
+	m.ready[d.t.base()] = d
 	for {
-		t, ok := m.ready[m.yielded]
+		d, ok := m.ready[m.yielded]
 		if !ok {
 			return true
 		}
 		delete(m.ready, m.yielded)
-		m.yielded += t.size()
+		n := d.t.size()
+		if d.err != nil {
+			n = d.err.(*TaskError).Index - d.t.base() + 1
+		}
+		m.yielded += n
 		m.inflight--
-		if !m.emit(t) {
+		if !m.emit(d, n) {
 			return false
 		}
 	}
 }
 
-func (m *imapper[T, R]) emit(t task) bool {
-	for _, r := range t.(*chunk[T, R]).out {
+// emit yields the first n results of d's chunk; with an item's error, the
+// last of them is the error.
+func (m *imapper[T, R]) emit(d imapDone, n int) bool {
+	out := d.t.(*chunk[T, R]).out[:n]
+	if d.err != nil {
+		out = out[:n-1]
+	}
+	for _, r := range out {
 		if !m.yield(r, nil) {
 			return false
 		}
+	}
+	if d.err != nil {
+		var zero R
+		return m.yield(zero, d.err)
 	}
 	return true
 }

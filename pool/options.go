@@ -94,7 +94,9 @@ func Chunksize(n int) CallOption {
 // failed, joined (errors.Join) in input order, each a [*TaskError]. Without
 // it, a call ends at its first error and returns no results. Faults that
 // are not an item's own (a cancelled context, a terminated pool, a worker
-// lost past its retries) still end the call. Imap does not take it.
+// lost past its retries) still end the call. With Imap and
+// ImapUnordered, each failed item's error is yielded at its place instead,
+// and the sequence goes on.
 func KeepGoing() CallOption {
 	return func(c *callConfig) { c.keepGoing = true }
 }

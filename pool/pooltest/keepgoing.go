@@ -3,6 +3,7 @@ package pooltest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/mpgo/mp/pool"
@@ -46,6 +47,50 @@ func (s *suite) keepGoing(t *testing.T) {
 				if !errors.As(e, &te) || te.Index != bad[k] {
 					t.Errorf("error %d: %v, want item %d's", k, e, bad[k])
 				}
+			}
+		})
+	}
+	// Imap yields one pair per item: the results in order, each failed
+	// item's error at its place; ImapUnordered the same pairs in any order.
+	for _, cs := range []int{0, 1, 8, 300} {
+		t.Run(fmt.Sprint("ImapChunksize", cs), func(t *testing.T) {
+			i := 0
+			for r, err := range pool.ImapErr(ctx, p, FailOnNegative, slices.Values(items), pool.Chunksize(cs), pool.KeepGoing()) {
+				if i >= len(items) {
+					t.Fatalf("more than %d pairs", len(items))
+				}
+				var te *pool.TaskError
+				switch {
+				case isBad[i] && (!errors.As(err, &te) || te.Index != i):
+					t.Fatalf("pair %d = %d, %v; want item %d's error", i, r, err, i)
+				case !isBad[i] && (err != nil || r != items[i]):
+					t.Fatalf("pair %d = %d, %v; want %d", i, r, err, items[i])
+				}
+				i++
+			}
+			if i != len(items) {
+				t.Fatalf("%d pairs for %d items", i, len(items))
+			}
+			seen := map[int]bool{}
+			errs := 0
+			for r, err := range pool.ImapUnorderedErr(ctx, p, FailOnNegative, slices.Values(items), pool.Chunksize(cs), pool.KeepGoing()) {
+				var te *pool.TaskError
+				switch {
+				case errors.As(err, &te):
+					if !isBad[te.Index] {
+						t.Fatalf("an error for item %d: %v", te.Index, err)
+					}
+					errs++
+				case err != nil:
+					t.Fatal(err)
+				case seen[r]:
+					t.Fatalf("result %d twice", r)
+				default:
+					seen[r] = true
+				}
+			}
+			if errs != len(bad) || len(seen) != len(items)-len(bad) {
+				t.Fatalf("ImapUnordered: %d errors and %d results, want %d and %d", errs, len(seen), len(bad), len(items)-len(bad))
 			}
 		})
 	}
