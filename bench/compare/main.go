@@ -79,7 +79,7 @@ var quick = sizes{
 
 const imapBound = 16 << 20 // the Imap memory target
 
-var allSections = []string{"pi", "map", "apply", "async", "imap", "scale", "sched"}
+var allSections = []string{"pi", "map", "apply", "async", "imap", "scale", "sched", "put", "wordfreq"}
 
 type options struct {
 	sz           sizes
@@ -383,6 +383,27 @@ func run(o options) (string, error) {
 		}
 	}
 
+	// Shared values and the wordfreq example: one run each.
+	var puts []putRow
+	ps := putSizesFor(o.quick)
+	if o.sections["put"] {
+		logf("put: a %d MiB table by Ref and by value", ps.table>>20)
+		if puts, err = putBench(ps); err != nil {
+			return "", fmt.Errorf("put: %w", err)
+		}
+	}
+	var words []wordfreqRow
+	if o.sections["wordfreq"] {
+		limit := 0
+		if o.quick {
+			limit = 500
+		}
+		logf("wordfreq: Go's sources, local and cluster")
+		if words, err = wordfreqBench(limit); err != nil {
+			return "", fmt.Errorf("wordfreq: %w", err)
+		}
+	}
+
 	machineLine := fmt.Sprintf("%d CPUs, %s, %s/%s", ncpu, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 
 	// Sweeps and plots.
@@ -455,6 +476,12 @@ func run(o options) (string, error) {
 	}
 	if o.sections["sched"] {
 		reportSched(&b, bal, stop)
+	}
+	if o.sections["put"] {
+		reportPut(&b, ps, puts)
+	}
+	if o.sections["wordfreq"] {
+		reportWordfreq(&b, words)
 	}
 	if o.plotDir != "" {
 		reportSweeps(&b, sz, o, serialSweep, speedPts, itemPts, ms)
