@@ -162,6 +162,7 @@ func (c *call) taskDone(t task, err error) {
 	if err == nil {
 		c.progress.add(t.size())
 	}
+	var rest task // with KeepGoing, the items after a failed one
 	if err != nil && err != errStopped {
 		var te *TaskError
 		if errors.As(err, &te) && te.Func == "" {
@@ -177,15 +178,18 @@ func (c *call) taskDone(t task, err error) {
 			c.errs = append(c.errs, te)
 			c.mu.Unlock()
 			c.progress.add(rel + 1)
-			if rest := t.rest(rel + 1); rest != nil {
-				c.resubmit(rest)
-			}
+			rest = t.rest(rel + 1)
 		} else {
 			c.fail(err)
 		}
 	}
 	if c.onDone != nil {
 		c.onDone(t, err)
+	}
+	if rest != nil {
+		// After onDone: Imap learns of the failed chunk before its rest
+		// can finish.
+		c.resubmit(rest)
 	}
 	c.release()
 }
