@@ -69,6 +69,7 @@ type Codec struct {
 	rbuf []byte
 	dec  *msgpack.Decoder
 	br   bytes.Reader
+	body []byte // what br reads, from its start
 
 	wmu      sync.Mutex
 	w        io.Writer
@@ -156,9 +157,27 @@ var ErrMalformed = errors.New("mp: malformed message")
 
 // Decoder returns the Codec's msgpack decoder, reset to read body.
 func (c *Codec) Decoder(body []byte) *msgpack.Decoder {
+	c.body = body
 	c.br.Reset(body)
 	c.dec.Reset(&c.br)
 	return c.dec
+}
+
+// DecodeItems decodes the array of items that the Decoder last returned by
+// [Codec.Decoder] has reached into ptr, a pointer to a slice, as
+// codec.DecodeSlice(dec, ptr) does: slices of scalars straight from the
+// frame's bytes (codec.DecodeFast), others through dec.
+func (c *Codec) DecodeItems(dec *msgpack.Decoder, ptr any) error {
+	if dec == c.dec {
+		// dec reads c.br without buffering: c.br's position is dec's.
+		off := len(c.body) - c.br.Len()
+		if n, ok := codec.DecodeFast(c.body[off:], ptr); ok {
+			c.br.Reset(c.body[off+n:])
+			c.body = c.body[off+n:]
+			return nil
+		}
+	}
+	return codec.DecodeSlice(dec, ptr)
 }
 
 // Decode decodes body into v.
@@ -283,6 +302,23 @@ func (c *Codec) SendItems(k, partial Kind, fields int, head func(*msgpack.Encode
 		at := len(c.wbuf.b)
 		c.wbuf.b = append(c.wbuf.b, 0xdd, 0, 0, 0, 0)
 		limit := c.start + 4 + c.max
+		if b, w, ok := codec.AppendItems(c.wbuf.b, s, from, to, limit); ok {
+			// Slices of scalars: the same bytes as item's, written
+			// straight into the frame.
+			c.wbuf.b, written = b, w
+			if from+w < to {
+				if w == 0 {
+					one, _, _ := codec.AppendItems(nil, s, from, from+1, math.MaxInt)
+					return &TooLargeError{Index: from, Size: len(one), Limit: c.max}
+				}
+				c.wbuf.b[c.start+4] = byte(partial)
+			}
+			binary.BigEndian.PutUint32(c.wbuf.b[at+1:], uint32(written))
+			if fitted != nil {
+				fitted(written)
+			}
+			return nil
+		}
 		for i := from; i < to; i++ {
 			mark := len(c.wbuf.b)
 			if err := item(enc, i); err != nil {

@@ -310,7 +310,7 @@ func (w *wconn) result(body []byte, part bool) error {
 			f.res = f.t.NewResults()
 		}
 		before := wire.SliceLen(reflect.ValueOf(f.res).Elem().Interface())
-		if err := codec.DecodeSlice(dec, f.res); err != nil {
+		if err := w.codec.DecodeItems(dec, f.res); err != nil {
 			f.resErr = encodingError(fmt.Sprintf("a result of %s from worker %s", funcName(f.t), w.name), err, before)
 		}
 	}

@@ -307,7 +307,7 @@ func (w *worker) start(body []byte) error {
 		rerr = &wire.RemoteError{Kind: wire.ErrKindInit, Message: w.initErr.Error()}
 	default:
 		args = f.NewArgs()
-		if err := codec.DecodeSlice(dec, args); err != nil {
+		if err := w.codec.DecodeItems(dec, args); err != nil {
 			rerr = &wire.RemoteError{Kind: wire.ErrKindDecode, Message: fmt.Sprintf("the argument of %s cannot cross: %v", name, err)}
 			var ie *codec.ItemError
 			if errors.As(err, &ie) {

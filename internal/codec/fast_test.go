@@ -1,0 +1,197 @@
+package codec_test
+
+import (
+	"bytes"
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/mpgo/mp/internal/codec"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// general encodes s with the general path: an Encoder and ItemEncoder,
+// item by item, as the wire did before the fast path.
+func general(t testing.TB, s any) []byte {
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	e.UseCompactInts(true)
+	n, item := codec.ItemEncoder(s)
+	for i := range max(n, 0) {
+		if err := item(e, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// generalDecode decodes b with DecodeSlice through a Decoder into a new
+// slice of the type of ptr's element.
+func generalDecode(b []byte, ptr any) (any, error) {
+	p := reflect.New(reflect.TypeOf(ptr).Elem())
+	err := codec.DecodeSlice(msgpack.NewDecoder(bytes.NewReader(b)), p.Interface())
+	return p.Elem().Interface(), err
+}
+
+var fastCases = []any{
+	[]int{0, 1, -1, 127, 128, -32, -33, -128, -129, 255, 256, 65535, 65536, -32768, -32769,
+		math.MaxInt32, math.MaxInt32 + 1, math.MinInt32, math.MinInt32 - 1, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt, math.MinInt},
+	[]int64{0, -5, 1 << 40, math.MinInt64},
+	[]int32{0, -5, 1 << 20, math.MinInt32, math.MaxInt32},
+	[]uint{0, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint},
+	[]uint64{0, 1, math.MaxUint64},
+	[]float64{0, -0.0, 1.5, math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64, 3},
+	[]string{"", "a", string(make([]byte, 31)), string(make([]byte, 32)), string(make([]byte, 255)), string(make([]byte, 256)), string(make([]byte, 65535)), string(make([]byte, 65536)), "héllo"},
+	[]bool{true, false, true},
+	[][]byte{nil, {}, {1, 2, 3}, make([]byte, 255), make([]byte, 256), make([]byte, 65536)},
+	[]int{},
+	[]string(nil),
+}
+
+// TestFastEqualsGeneral: for every scalar type with a fast path, the fast
+// encoder writes the general path's bytes, and the fast decoder gives the
+// general path's value.
+func TestFastEqualsGeneral(t *testing.T) {
+	for _, s := range fastCases {
+		n := reflect.ValueOf(s).Len()
+		want := general(t, s)
+		got, w, ok := codec.AppendItems(nil, s, 0, n, math.MaxInt)
+		if !ok || w != n {
+			t.Fatalf("%T: AppendItems = %d items, %v", s, w, ok)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%T: fast bytes\n%x\ngeneral\n%x", s, got, want)
+		}
+		whole, err := codec.EncodeBytes(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecode(t, whole, s)
+	}
+}
+
+// checkDecode compares DecodeFast with DecodeSlice on b, an array, for a
+// slice of the type of like.
+func checkDecode(t *testing.T, b []byte, like any) {
+	t.Helper()
+	ptr := reflect.New(reflect.TypeOf(like))
+	used, ok := codec.DecodeFast(b, ptr.Interface())
+	if !ok {
+		if !ptr.Elem().IsZero() {
+			t.Errorf("%T: DecodeFast gave up but changed the slice to %v", like, ptr.Elem())
+		}
+		return
+	}
+	// Only now is b known to be whole msgpack, which the general path
+	// needs (the wire checks a frame's body before decoding it).
+	want, werr := generalDecode(b, ptr.Interface())
+	if werr != nil {
+		t.Fatalf("%T %x: fast decoded %v, general failed: %v", like, b, ptr.Elem(), werr)
+	}
+	got := ptr.Elem().Interface()
+	if !reflect.DeepEqual(got, want) && !(isNaN(got) && isNaN(want)) {
+		t.Errorf("%T %x: fast %#v, general %#v", like, b, got, want)
+	}
+	if used > len(b) {
+		t.Errorf("used %d of %d bytes", used, len(b))
+	}
+	// The array ends where a Decoder says it does.
+	d := msgpack.NewDecoder(bytes.NewReader(b))
+	if err := d.Skip(); err == nil {
+		rest := d.Buffered().(*bytes.Reader).Len()
+		if used != len(b)-rest {
+			t.Errorf("%T %x: fast used %d bytes, the array is %d", like, b, used, len(b)-rest)
+		}
+	}
+}
+
+func isNaN(v any) bool {
+	f, ok := v.([]float64)
+	if !ok {
+		return false
+	}
+	for _, x := range f {
+		if math.IsNaN(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFastLimit: AppendItems stops before the item that would pass the
+// limit, and writes nothing of it.
+func TestFastLimit(t *testing.T) {
+	s := []int{1, 300, 70000, 2}
+	b, n, _ := codec.AppendItems([]byte{0xff}, s, 0, 4, 1+1+3)
+	if n != 2 || !bytes.Equal(b, []byte{0xff, 0x01, 0xcd, 0x01, 0x2c}) {
+		t.Errorf("limit 5: %d items, %x", n, b)
+	}
+	b, n, _ = codec.AppendItems(nil, s, 2, 4, 100)
+	if n != 2 || !bytes.Equal(b, []byte{0xce, 0, 1, 0x11, 0x70, 0x02}) {
+		t.Errorf("from 2: %d items, %x", n, b)
+	}
+	if _, _, ok := codec.AppendItems(nil, []int8{1}, 0, 1, 100); ok {
+		t.Error("[]int8 has no fast path, AppendItems said it had")
+	}
+}
+
+// TestFastGivesUp: on what an Encoder does not write for the type, the fast
+// decoder leaves the input to the general path.
+func TestFastGivesUp(t *testing.T) {
+	for _, c := range []struct {
+		b    []byte
+		like any
+	}{
+		{[]byte{0x91, 0xc0}, []int{}},                            // nil as 0: the general path's choice
+		{[]byte{0x91, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0}, []int{}},    // a float
+		{[]byte{0x91, 0xd2, 0x80, 0, 0, 0}, []uint{}},            // negative
+		{[]byte{0x91, 0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0}, []int{}}, // above MaxInt64
+		{[]byte{0x91, 0xd3, 0, 0, 0, 1, 0, 0, 0, 0}, []int32{}},  // out of int32's range
+		{[]byte{0x91, 0x05}, []float64{}},
+		{[]byte{0x91, 0xc4, 0x01, 'x'}, []string{}}, // bin as a string
+		{[]byte{0x91, 0xa1, 'x'}, [][]byte{}},       // str as bytes
+		{[]byte{0x92, 0x01}, []int{}},               // cut short
+		{[]byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0x01}, []int{}},
+		{[]byte{0x81, 0x01, 0x02}, []int{}}, // a map
+		{[]byte{}, []bool{}},
+	} {
+		ptr := reflect.New(reflect.TypeOf(c.like))
+		if _, ok := codec.DecodeFast(c.b, ptr.Interface()); ok {
+			t.Errorf("%T %x: DecodeFast took it as %v", c.like, c.b, ptr.Elem())
+		}
+		if !ptr.Elem().IsNil() {
+			t.Errorf("%T %x: DecodeFast changed the slice", c.like, c.b)
+		}
+	}
+}
+
+// FuzzFast: on any bytes, for every fast type, DecodeFast either gives up
+// or agrees with DecodeSlice; and what it decodes encodes back, by both
+// paths, to the same bytes.
+func FuzzFast(f *testing.F) {
+	for _, s := range fastCases {
+		b, err := codec.EncodeBytes(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) < 1024 { // large seeds make the fuzzer's minimizing crawl
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{0x93, 0xc0, 0xcc, 0x80, 0xd0, 0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, like := range []any{[]int{}, []int64{}, []int32{}, []uint{}, []uint64{}, []float64{}, []string{}, []bool{}, [][]byte{}} {
+			checkDecode(t, b, like)
+			ptr := reflect.New(reflect.TypeOf(like))
+			if _, ok := codec.DecodeFast(b, ptr.Interface()); !ok {
+				continue
+			}
+			s := ptr.Elem().Interface()
+			n := ptr.Elem().Len()
+			fast, _, _ := codec.AppendItems(nil, s, 0, n, math.MaxInt)
+			if want := general(t, s); !bytes.Equal(fast, want) {
+				t.Fatalf("%T %v: fast bytes %x, general %x", s, s, fast, want)
+			}
+		}
+	})
+}
