@@ -26,15 +26,15 @@ import (
 func AppendItems(b []byte, s any, from, to, limit int) ([]byte, int, bool) {
 	switch s := s.(type) {
 	case []int:
-		return appendEach(b, s, from, to, limit, func(b []byte, x int) []byte { return appendInt(b, int64(x)) })
+		return appendInts(b, s, from, to, limit)
 	case []int64:
-		return appendEach(b, s, from, to, limit, appendInt)
+		return appendInts(b, s, from, to, limit)
 	case []int32:
-		return appendEach(b, s, from, to, limit, func(b []byte, x int32) []byte { return appendInt(b, int64(x)) })
+		return appendInts(b, s, from, to, limit)
 	case []uint:
-		return appendEach(b, s, from, to, limit, func(b []byte, x uint) []byte { return appendUint(b, uint64(x)) })
+		return appendUints(b, s, from, to, limit)
 	case []uint64:
-		return appendEach(b, s, from, to, limit, appendUint)
+		return appendUints(b, s, from, to, limit)
 	case []float64:
 		return appendEach(b, s, from, to, limit, appendFloat64)
 	case []string:
@@ -47,9 +47,45 @@ func AppendItems(b []byte, s any, from, to, limit int) ([]byte, int, bool) {
 	return b, 0, false
 }
 
-// appendEach is AppendItems for one type. put is a static function or a
-// closure without captures, which the compiler inlines into each
-// instantiation's loop.
+// appendInts and appendUints are AppendItems for integers: a fixint is
+// written in the loop, other numbers by appendInt or appendUint.
+func appendInts[E int | int64 | int32](b []byte, s []E, from, to, limit int) ([]byte, int, bool) {
+	to = min(to, len(s))
+	n := 0
+	for i := from; i < to; i++ {
+		mark := len(b)
+		if x := int64(s[i]); x >= -32 && x <= math.MaxInt8 {
+			b = append(b, byte(x))
+		} else {
+			b = appendInt(b, x)
+		}
+		if len(b) > limit {
+			return b[:mark], n, true
+		}
+		n++
+	}
+	return b, n, true
+}
+
+func appendUints[E uint | uint64](b []byte, s []E, from, to, limit int) ([]byte, int, bool) {
+	to = min(to, len(s))
+	n := 0
+	for i := from; i < to; i++ {
+		mark := len(b)
+		if x := uint64(s[i]); x <= math.MaxInt8 {
+			b = append(b, byte(x))
+		} else {
+			b = appendUint(b, x)
+		}
+		if len(b) > limit {
+			return b[:mark], n, true
+		}
+		n++
+	}
+	return b, n, true
+}
+
+// appendEach is AppendItems for the other types: put is called per item.
 func appendEach[E any](b []byte, s []E, from, to, limit int, put func([]byte, E) []byte) ([]byte, int, bool) {
 	to = min(to, len(s))
 	n := 0
@@ -218,6 +254,11 @@ func decodeInts[E int | int64 | int32](b []byte, p *[]E, lo, hi int64) (int, boo
 		return 0, false
 	}
 	for range n {
+		if i < len(b) && b[i] <= 0x7f {
+			s = append(s, E(b[i]))
+			i++
+			continue
+		}
 		x, next, ok := readInt(b, i)
 		if !ok || x < lo || x > hi {
 			return 0, false
@@ -237,6 +278,11 @@ func decodeUints[E uint | uint64](b []byte, p *[]E, hi uint64) (int, bool) {
 		return 0, false
 	}
 	for range n {
+		if i < len(b) && b[i] <= 0x7f {
+			s = append(s, E(b[i]))
+			i++
+			continue
+		}
 		x, next, ok := readUint(b, i)
 		if !ok || x > hi {
 			return 0, false
@@ -281,12 +327,24 @@ func readInt(b []byte, i int) (int64, int, bool) {
 		return int64(int8(c)), i + 1, true
 	}
 	switch c {
-	case 0xcc, 0xcd, 0xce, 0xcf:
-		u, next, ok := readUint(b, i)
-		if !ok || u > math.MaxInt64 {
-			return 0, 0, false
+	case 0xcc:
+		if i+2 <= len(b) {
+			return int64(b[i+1]), i + 2, true
 		}
-		return int64(u), next, true
+	case 0xcd:
+		if i+3 <= len(b) {
+			return int64(binary.BigEndian.Uint16(b[i+1:])), i + 3, true
+		}
+	case 0xce:
+		if i+5 <= len(b) {
+			return int64(binary.BigEndian.Uint32(b[i+1:])), i + 5, true
+		}
+	case 0xcf:
+		if i+9 <= len(b) {
+			if u := binary.BigEndian.Uint64(b[i+1:]); u <= math.MaxInt64 {
+				return int64(u), i + 9, true
+			}
+		}
 	case 0xd0:
 		if i+2 <= len(b) {
 			return int64(int8(b[i+1])), i + 2, true

@@ -82,7 +82,21 @@ func scanValue(b []byte) (end int, err error) {
 			if len(open) == 0 {
 				return i, nil
 			}
-			open[len(open)-1]--
+			// The scalars that follow in the same array or map (a Map's
+			// items), in a tight loop.
+			left := open[len(open)-1] - 1
+			for left > 0 && i < len(b) {
+				n := int(scalarLen[b[i]])
+				if n < 0 {
+					break
+				}
+				if n >= len(b)-i {
+					return 0, errTruncated
+				}
+				i += 1 + n
+				left--
+			}
+			open[len(open)-1] = left
 			for len(open) > 0 && open[len(open)-1] == 0 {
 				open = open[:len(open)-1]
 			}
