@@ -6,7 +6,8 @@
 #
 # Run from the repository root or bench/:
 #
-#	sh bench/instructions.sh              # Apply and Map
+#	sh bench/instructions.sh              # Apply, Map and ApplyAsync
+#	ASYNC_ONLY=1 sh bench/instructions.sh   # ApplyAsync only
 #	N1=200 N2=1200 sh bench/instructions.sh
 #	KEEP=/tmp/cg sh bench/instructions.sh   # keep the files for cg_annotate
 #
@@ -28,6 +29,8 @@ N2=${N2:-2500}
 MAPITEMS=${MAPITEMS:-100000}
 MAPN1=${MAPN1:-2}
 MAPN2=${MAPN2:-12}
+AN1=${AN1:-2000}
+AN2=${AN2:-10000}
 if [ -n "${KEEP:-}" ]; then
 	# KEEP=DIR keeps the cachegrind files, DIR/apply.N/cg.PID and
 	# DIR/map.N/cg.PID, for cg_annotate and cg_diff.
@@ -80,6 +83,9 @@ per() {
 	}'
 }
 
-per apply 'BenchmarkInstrApply$' "$N1" "$N2" 1 "per Apply"
-[ -n "${APPLY_ONLY:-}" ] && exit 0
-per map "BenchmarkInstrMap/items=$MAPITEMS\$" "$MAPN1" "$MAPN2" "$MAPITEMS" "per Map item ($MAPITEMS items)"
+if [ -z "${ASYNC_ONLY:-}" ]; then
+	per apply 'BenchmarkInstrApply$' "$N1" "$N2" 1 "per Apply"
+	[ -n "${APPLY_ONLY:-}" ] && exit 0
+	per map "BenchmarkInstrMap/items=$MAPITEMS\$" "$MAPN1" "$MAPN2" "$MAPITEMS" "per Map item ($MAPITEMS items)"
+fi
+per async 'BenchmarkInstrApplyAsync/inflight=64$' "$AN1" "$AN2" 1 "per ApplyAsync (64 in flight)"

@@ -43,3 +43,6 @@ var instrBench = pooltest.Benchmarks{
 // instructions (bench/instructions.sh); their times mean nothing.
 func BenchmarkInstrApply(b *testing.B) { instrBench.Apply(b) }
 func BenchmarkInstrMap(b *testing.B)   { instrBench.Map(b) }
+
+// BenchmarkInstrApplyAsync is ApplyAsync for counting instructions.
+func BenchmarkInstrApplyAsync(b *testing.B) { instrBench.ApplyAsync(b) }
