@@ -3,12 +3,14 @@ package codec
 import (
 	"encoding/binary"
 	"math"
+	"reflect"
 	"unsafe"
 )
 
 // The fast paths of this file encode and decode slices of scalars ([]int,
 // []int64, []int32, []uint, []uint64, []float64, []string, []bool and
-// [][]byte) straight between the slice and a byte buffer: no msgpack
+// [][]byte), and slices of structs of scalars (see plan), straight between
+// the slice and a byte buffer: no msgpack
 // Encoder or Decoder, no reflection, no call through a func value per item.
 // The bytes are exactly those the general path writes (an Encoder with
 // UseCompactInts); FuzzFast and TestFastEqualsGeneral hold them to it. The
@@ -43,6 +45,12 @@ func AppendItems(b []byte, s any, from, to, limit int) ([]byte, int, bool) {
 		return appendEach(b, s, from, to, limit, appendBool)
 	case [][]byte:
 		return appendEach(b, s, from, to, limit, appendBytes)
+	}
+	if v := reflect.ValueOf(s); v.Kind() == reflect.Slice {
+		if p := planFor(v.Type().Elem()); p != nil {
+			b, n := p.appendStructs(b, v, from, to, limit)
+			return b, n, true
+		}
 	}
 	return b, 0, false
 }
@@ -207,6 +215,11 @@ func DecodeFast(b []byte, ptr any) (int, bool) {
 		return decodeItems(b, p, readBool)
 	case *[][]byte:
 		return decodeItems(b, p, readBytes)
+	}
+	if pv := reflect.ValueOf(ptr); pv.Kind() == reflect.Pointer && !pv.IsNil() && pv.Elem().Kind() == reflect.Slice {
+		if p := planFor(pv.Type().Elem().Elem()); p != nil {
+			return p.decodeStructs(b, pv)
+		}
 	}
 	return 0, false
 }

@@ -33,7 +33,36 @@ func generalDecode(b []byte, ptr any) (any, error) {
 	return p.Elem().Interface(), err
 }
 
+// scalars is a struct of every scalar kind, which takes a plan.
+type scalars struct {
+	I    int
+	I8   int8
+	I16  int16
+	I32  int32
+	I64  int64
+	U    uint
+	U8   uint8
+	U16  uint16
+	U32  uint32
+	U64  uint64
+	P    uintptr
+	F    float64
+	S    string
+	B    bool
+	C    celsius
+	skip int `msgpack:"-"`
+}
+
+type celsius float64
+
+// wide has more fields than a fixarray holds.
+type wide struct{ A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q int8 }
+
 var fastCases = []any{
+	[]scalars{{}, {I: -1, I8: -128, I16: math.MinInt16, I32: math.MinInt32, I64: math.MinInt64, U: math.MaxUint, U8: 255, U16: 65535,
+		U32: math.MaxUint32, U64: math.MaxUint64, P: 7, F: -2.5, S: "héllo", B: true, C: 36.6, skip: 9}},
+	[]wide{{}, {A: 1, Q: -1}},
+	[]pt{{1, 2, "x"}, {-300, 70000, ""}},
 	[]int{0, 1, -1, 127, 128, -32, -33, -128, -129, 255, 256, 65535, 65536, -32768, -32769,
 		math.MaxInt32, math.MaxInt32 + 1, math.MinInt32, math.MinInt32 - 1, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt, math.MinInt},
 	[]int64{0, -5, 1 << 40, math.MinInt64},
@@ -133,6 +162,14 @@ func TestFastLimit(t *testing.T) {
 	if _, _, ok := codec.AppendItems(nil, []int8{1}, 0, 1, 100); ok {
 		t.Error("[]int8 has no fast path, AppendItems said it had")
 	}
+	type withBytes struct{ B []byte }
+	if _, _, ok := codec.AppendItems(nil, []withBytes{{}}, 0, 1, 100); ok {
+		t.Error("a struct with a []byte has no plan, AppendItems said it had")
+	}
+	b, n, _ = codec.AppendItems(nil, []pt{{1, 2, "ab"}, {3, 4, "cd"}}, 0, 2, 7)
+	if n != 1 || !bytes.Equal(b, []byte{0x93, 1, 2, 0xa2, 'a', 'b'}) {
+		t.Errorf("structs, limit 7: %d items, %x", n, b)
+	}
 }
 
 // TestFastGivesUp: on what an Encoder does not write for the type, the fast
@@ -154,6 +191,10 @@ func TestFastGivesUp(t *testing.T) {
 		{[]byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0x01}, []int{}},
 		{[]byte{0x81, 0x01, 0x02}, []int{}}, // a map
 		{[]byte{}, []bool{}},
+		{[]byte{0x91, 0x92, 0x01, 0x02}, []pt{}},                     // two fields of three
+		{[]byte{0x91, 0x93, 0x01, 0x02, 0xc0}, []pt{}},               // nil as a string
+		{[]byte{0x91, 0xdc, 0x00, 0x03, 0x01, 0x02, 0xa0}, []pt{}},   // array 16 header
+		{[]byte{0x91, 0xdc, 0x00, 0x11, 0xd1, 0x01, 0x00}, []wide{}}, // 256 in an int8
 	} {
 		ptr := reflect.New(reflect.TypeOf(c.like))
 		if _, ok := codec.DecodeFast(c.b, ptr.Interface()); ok {
@@ -180,7 +221,7 @@ func FuzzFast(f *testing.F) {
 	}
 	f.Add([]byte{0x93, 0xc0, 0xcc, 0x80, 0xd0, 0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, like := range []any{[]int{}, []int64{}, []int32{}, []uint{}, []uint64{}, []float64{}, []string{}, []bool{}, [][]byte{}} {
+		for _, like := range []any{[]int{}, []int64{}, []int32{}, []uint{}, []uint64{}, []float64{}, []string{}, []bool{}, [][]byte{}, []scalars{}, []wide{}, []pt{}} {
 			checkDecode(t, b, like)
 			ptr := reflect.New(reflect.TypeOf(like))
 			if _, ok := codec.DecodeFast(b, ptr.Interface()); !ok {

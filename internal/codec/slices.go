@@ -2,7 +2,9 @@ package codec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 
@@ -193,6 +195,21 @@ func decodeEach[E any](d *msgpack.Decoder, p *[]E, get func(*msgpack.Decoder) (E
 func RoundTrip(src, dst any) error {
 	b := buffers.Get().(*buffer)
 	defer buffers.Put(b)
+	if v := reflect.ValueOf(src); v.Kind() == reflect.Slice && !v.IsNil() {
+		// Slices of scalars and structs of scalars: the fast paths, which
+		// write and read the same bytes.
+		raw, n, ok := AppendItems(append(b.raw[:0], 0xdd, 0, 0, 0, 0), src, 0, math.MaxInt, math.MaxInt)
+		if ok {
+			binary.BigEndian.PutUint32(raw[1:], uint32(n))
+			if cap(raw) <= 1<<20 {
+				b.raw = raw
+			}
+			if _, ok := DecodeFast(raw, dst); ok {
+				return nil
+			}
+			return DecodeBytes(raw, dst)
+		}
+	}
 	b.buf.Reset()
 	if err := EncodeSlice(b.enc, src); err != nil {
 		return err
@@ -202,6 +219,7 @@ func RoundTrip(src, dst any) error {
 }
 
 type buffer struct {
+	raw []byte // for the fast paths
 	buf bytes.Buffer
 	enc *msgpack.Encoder
 	dec *msgpack.Decoder
