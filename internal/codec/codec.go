@@ -17,7 +17,9 @@
 // and names the field where it happened.
 //
 // Encoders and decoders are compiled once per type, by reflection, and
-// cached; slices of the common scalar types take fast paths.
+// cached. Slices of the common scalar types, and of structs whose fields
+// are all scalars, take fast paths ([AppendItems], [DecodeFast]) that
+// write and read the same bytes straight between the slice and a buffer.
 package codec
 
 import (

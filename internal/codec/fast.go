@@ -19,12 +19,13 @@ import (
 // decides what other input means, errors included.
 
 // AppendItems appends to b the msgpack encoding of the items s[from:to] of
-// s, a slice of one of the scalar types above, as [EncodeSlice] encodes
+// s, a slice of one of the scalar types above or of a struct of scalars
+// (see plan), as [EncodeSlice] encodes
 // each item, stopping before the first item that would take len(b) past
 // limit. It returns the extended b, how many items it appended, and true;
 // or b unchanged, 0 and false if s is not such a slice (the caller then
-// uses [ItemEncoder]). It costs a type switch per call and a few
-// instructions per byte written.
+// uses [ItemEncoder]). It costs a type switch per call (and for structs a
+// cached plan's lookup) and a few instructions per byte written.
 func AppendItems(b []byte, s any, from, to, limit int) ([]byte, int, bool) {
 	switch s := s.(type) {
 	case []int:
@@ -188,8 +189,9 @@ func appendBytes(b []byte, p []byte) []byte {
 }
 
 // DecodeFast decodes the array at the start of b into *ptr as [DecodeSlice]
-// would, when ptr points to a slice of one of the scalar types above and
-// every item is written as an Encoder writes that type. It returns how many
+// would, when ptr points to a slice of one of the scalar types above (or
+// of a struct of scalars) and every item is written as an Encoder writes
+// that type. It returns how many
 // bytes of b the array took and true; or 0 and false, with *ptr as it was,
 // when the caller must decode with DecodeSlice (another type, another
 // encoding of an item, a value out of range, or bytes cut short). It
