@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"reflect"
+	"slices"
 	"unsafe"
 )
 
@@ -57,9 +58,23 @@ func AppendItems(b []byte, s any, from, to, limit int) ([]byte, int, bool) {
 }
 
 // appendInts and appendUints are AppendItems for integers: a fixint is
-// written in the loop, other numbers by appendInt or appendUint.
+// written in the loop, other numbers by appendInt or appendUint. When every
+// item fits under limit even at 9 bytes, the loop skips the per-item check.
 func appendInts[E int | int64 | int32](b []byte, s []E, from, to, limit int) ([]byte, int, bool) {
 	to = min(to, len(s))
+	if from >= to {
+		return b, 0, true
+	}
+	if len(b) <= limit-9*(to-from) {
+		for _, x := range s[from:to] {
+			if x := int64(x); x >= -32 && x <= math.MaxInt8 {
+				b = append(b, byte(x))
+			} else {
+				b = appendInt(b, x)
+			}
+		}
+		return b, to - from, true
+	}
 	n := 0
 	for i := from; i < to; i++ {
 		mark := len(b)
@@ -118,9 +133,9 @@ func appendUint(b []byte, n uint64) []byte {
 	case n <= math.MaxUint8:
 		return append(b, 0xcc, byte(n))
 	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
+		return append(b, 0xcd, byte(n>>8), byte(n))
 	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
+		return append(b, 0xce, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
 }
@@ -135,9 +150,9 @@ func appendInt(b []byte, n int64) []byte {
 	case n >= math.MinInt8:
 		return append(b, 0xd0, byte(n))
 	case n >= math.MinInt16:
-		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(n))
+		return append(b, 0xd1, byte(n>>8), byte(n))
 	case n >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(n))
+		return append(b, 0xd2, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
 }
@@ -268,22 +283,35 @@ func decodeInts[E int | int64 | int32](b []byte, p *[]E, lo, hi int64) (int, boo
 	if !ok {
 		return 0, false
 	}
-	for range n {
-		if i < len(b) && b[i] <= 0x7f {
-			s = append(s, E(b[i]))
-			i++
-			continue
-		}
-		x, next, ok := readInt(b, i)
-		if !ok || x < lo || x > hi {
+	if n < 0 {
+		return i, true
+	}
+	base := len(s)
+	s = slices.Grow(s, n)[:base+n] // n <= len(b): start checked
+	out := s[base:]
+	for k := range out {
+		if i >= len(b) {
 			return 0, false
 		}
-		s = append(s, E(x))
-		i = next
+		var x int64
+		switch c := b[i]; {
+		case c <= 0x7f:
+			x, i = int64(c), i+1
+		case c == 0xce && i+5 <= len(b):
+			x, i = int64(binary.BigEndian.Uint32(b[i+1:])), i+5
+		case c == 0xcd && i+3 <= len(b):
+			x, i = int64(binary.BigEndian.Uint16(b[i+1:])), i+3
+		default:
+			if x, i, ok = readInt(b, i); !ok {
+				return 0, false
+			}
+		}
+		if x < lo || x > hi {
+			return 0, false
+		}
+		out[k] = E(x)
 	}
-	if n >= 0 {
-		*p = s
-	}
+	*p = s
 	return i, true
 }
 
