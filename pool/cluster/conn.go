@@ -423,6 +423,13 @@ func (w *wconn) send(f *flight) (ok bool) {
 		// answered. This runs before the Run can reach the worker, so
 		// the answer finds the flight cut to what was sent.
 		w.mu.Lock()
+		if w.inflight[f.id] != f {
+			// The connection died meanwhile and serve took the flight
+			// for lost: it is re-run whole elsewhere, so it must not be
+			// cut, nor read while lost updates it.
+			w.mu.Unlock()
+			return
+		}
 		if f.parts == nil {
 			f.parts = &parts{}
 		}
