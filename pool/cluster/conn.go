@@ -412,10 +412,14 @@ func (w *wconn) send(f *flight) (ok bool) {
 	f.sent = time.Now()
 	f.res, f.resErr = nil, nil
 	w.inflight[f.id] = f
+	// Once the mutex is released, serve may take f for lost (if the
+	// connection dies) and another send may change it: from here on, f is
+	// read or written only under the mutex and while still in w.inflight.
+	lo, hi := f.lo, f.hi
 	w.mu.Unlock()
 	var rest *flight
-	_, err = w.codec.SendRun(f.id, fn.Name(), f.t.Args(), f.lo, f.hi, func(n int) {
-		if f.lo+n == f.hi {
+	_, err = w.codec.SendRun(id, fn.Name(), f.t.Args(), lo, hi, func(n int) {
+		if lo+n == hi {
 			return
 		}
 		// The rest did not fit: it travels as another flight. Both
@@ -423,10 +427,10 @@ func (w *wconn) send(f *flight) (ok bool) {
 		// answered. This runs before the Run can reach the worker, so
 		// the answer finds the flight cut to what was sent.
 		w.mu.Lock()
-		if w.inflight[f.id] != f {
+		if w.inflight[id] != f {
 			// The connection died meanwhile and serve took the flight
 			// for lost: it is re-run whole elsewhere, so it must not be
-			// cut, nor read while lost updates it.
+			// cut.
 			w.mu.Unlock()
 			return
 		}
@@ -446,8 +450,8 @@ func (w *wconn) send(f *flight) (ok bool) {
 	}
 	if err != nil {
 		w.mu.Lock()
-		_, mine := w.inflight[f.id]
-		delete(w.inflight, f.id)
+		_, mine := w.inflight[id]
+		delete(w.inflight, id)
 		w.mu.Unlock()
 		if isTransportErr(err) {
 			w.kill()
