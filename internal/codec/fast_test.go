@@ -63,18 +63,27 @@ var fastCases = []any{
 		U32: math.MaxUint32, U64: math.MaxUint64, P: 7, F: -2.5, S: "héllo", B: true, C: 36.6, skip: 9}},
 	[]wide{{}, {A: 1, Q: -1}},
 	[]pt{{1, 2, "x"}, {-300, 70000, ""}},
-	[]int{0, 1, -1, 127, 128, -32, -33, -128, -129, 255, 256, 65535, 65536, -32768, -32769,
-		math.MaxInt32, math.MaxInt32 + 1, math.MinInt32, math.MinInt32 - 1, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt, math.MinInt},
+	// Converted at run time: on 32-bit platforms the large ones wrap.
+	conv[int]([]int64{0, 1, -1, 127, 128, -32, -33, -128, -129, 255, 256, 65535, 65536, -32768, -32769,
+		math.MaxInt32, math.MaxInt32 + 1, math.MinInt32, math.MinInt32 - 1, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64, math.MinInt64}),
 	[]int64{0, -5, 1 << 40, math.MinInt64},
 	[]int32{0, -5, 1 << 20, math.MinInt32, math.MaxInt32},
-	[]uint{0, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint},
+	conv[uint]([]uint64{0, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}),
 	[]uint64{0, 1, math.MaxUint64},
-	[]float64{0, -0.0, 1.5, math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64, 3},
+	[]float64{0, math.Copysign(0, -1), 1.5, math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64, 3},
 	[]string{"", "a", string(make([]byte, 31)), string(make([]byte, 32)), string(make([]byte, 255)), string(make([]byte, 256)), string(make([]byte, 65535)), string(make([]byte, 65536)), "héllo"},
 	[]bool{true, false, true},
 	[][]byte{nil, {}, {1, 2, 3}, make([]byte, 255), make([]byte, 256), make([]byte, 65536)},
 	[]int{},
 	[]string(nil),
+}
+
+func conv[T, E int | uint | int64 | uint64](s []E) []T {
+	out := make([]T, len(s))
+	for i, x := range s {
+		out[i] = T(x)
+	}
+	return out
 }
 
 // TestFastEqualsGeneral: for every scalar type with a fast path, the fast
