@@ -114,7 +114,7 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const token = "image-test-token-5d2a"
+	const token = "image-test-token-5d2a8Kq3Wm7Rx1"
 	args := append([]string{"--mount", "--", "sh", "-ec", runtimeScript,
 		"sh", root, t.TempDir(), cache, cfg.User}, cfg.Entrypoint...)
 	args = append(args, "-listen", "127.0.0.1:0", "-drain-timeout", "10s")

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mpgo/mp/internal/token"
 )
 
 // config is poolworker's configuration, from flags and the environment.
@@ -22,7 +24,9 @@ type config struct {
 	listen       string        // address to listen on
 	connect      string        // driver address to dial instead (-connect); "": listen
 	giveUpAfter  time.Duration // -connect: exit once the driver is unreachable this long; 0: never
-	token        []byte        // shared secret; empty only on loopback
+	token        []byte        // shared secret; never empty
+	tokenFlag    bool          // the token came from -token on the command line (deprecated)
+	newToken     bool          // print a new token and exit
 	capacity     int           // chunks each worker process runs at once
 	cacheDir     string        // where received executables are kept
 	cacheMax     int64         // bytes of executables kept; least recently used ones go
@@ -75,7 +79,7 @@ type rawFlags struct {
 	logFormat, logLevel, metrics      string
 	capacity                          int
 	drainTimeout, giveUpAfter         time.Duration
-	version                           bool
+	version, newToken                 bool
 }
 
 // newFlagSet defines poolworker's flags on a new FlagSet that reports errors
@@ -87,8 +91,9 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.listen, "listen", defaultListen, "`host:port` to listen on; port 0 picks a free port (the log says which)")
 	fs.StringVar(&r.connect, "connect", "", "dial the driver at `host:port` (its MP_LISTEN) instead of listening, again whenever its worker process ends")
 	fs.DurationVar(&r.giveUpAfter, "give-up-after", 0, "with -connect: exit (status 0) once the driver has been unreachable this long, as a per-job worker should when its driver is done; 0 keeps trying")
-	fs.StringVar(&r.token, "token", "", "shared secret drivers must prove they hold (visible in ps: prefer -token-file or MP_TOKEN)")
-	fs.StringVar(&r.tokenFile, "token-file", "", "read the token from this `file` (surrounding white space is ignored)")
+	fs.StringVar(&r.token, "token", "", "deprecated: the shared secret drivers must prove they hold, visible in ps to every user;\nuse -token-file or MP_TOKEN")
+	fs.StringVar(&r.tokenFile, "token-file", "", "read the shared secret drivers must prove they hold from this `file` (surrounding\nwhite space is ignored); off loopback at least 128 bits: see -new-token")
+	fs.BoolVar(&r.newToken, "new-token", false, "print a new token (256 random bits, base64url) and exit")
 	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
 	fs.StringVar(&r.cacheDir, "cache-dir", "", "`directory` of received executables (default $XDG_CACHE_HOME/mp/poolworker)")
 	fs.StringVar(&r.cacheMax, "cache-max", "2GiB", "bytes of executables the cache keeps: past it, the least recently used ones\nno worker process runs are removed (same units as -max-binary)")
@@ -144,8 +149,8 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, given map[string]boo
 // the flags set on the command line.
 func (r *rawFlags) check(given map[string]bool) (config, error) {
 	cfg := config{listen: r.listen, connect: r.connect, giveUpAfter: r.giveUpAfter, capacity: r.capacity,
-		logFormat: r.logFormat, drainTimeout: r.drainTimeout, metrics: r.metrics, version: r.version}
-	if cfg.version {
+		logFormat: r.logFormat, drainTimeout: r.drainTimeout, metrics: r.metrics, version: r.version, newToken: r.newToken}
+	if cfg.version || cfg.newToken {
 		return cfg, nil
 	}
 	var err error
@@ -177,6 +182,7 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 	if cfg.token, err = r.readToken(given); err != nil {
 		return cfg, err
 	}
+	cfg.tokenFlag = given["token"]
 	if cfg.giveUpAfter < 0 {
 		return cfg, configErr("-give-up-after %v: must not be negative", cfg.giveUpAfter)
 	}
@@ -187,10 +193,10 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 		if given["listen"] {
 			return cfg, configErr("both -listen and -connect are given: a poolworker either waits for drivers or dials one")
 		}
-		if err := checkConnect(cfg.connect, len(cfg.token) > 0); err != nil {
+		if err := checkConnect(cfg.connect); err != nil {
 			return cfg, err
 		}
-	} else if err := checkListen(cfg.listen, len(cfg.token) > 0); err != nil {
+	} else if err := checkListen(cfg.listen); err != nil {
 		return cfg, err
 	}
 	if cfg.cacheDir, err = cacheDir(r.cacheDir); err != nil {
@@ -215,6 +221,11 @@ func (r *rawFlags) readToken(given map[string]bool) ([]byte, error) {
 		return nil, configErr("both MP_TOKEN and POOLWORKER_TOKEN_FILE are set: unset one")
 	}
 	if !useFile {
+		if r.token == "" {
+			return nil, configErr("no token is set: anyone who can connect, on this machine or (off loopback) from others, "+
+				"could run programs as this user. Put a shared secret in a file for -token-file (or in MP_TOKEN), "+
+				"and give drivers the same MP_TOKEN; %s", token.HowToMake)
+		}
 		return []byte(r.token), nil
 	}
 	b, err := os.ReadFile(r.tokenFile)
@@ -228,32 +239,31 @@ func (r *rawFlags) readToken(given map[string]bool) ([]byte, error) {
 	return []byte(tok), nil
 }
 
-// checkListen checks the listen address, and refuses a non-loopback one
-// without a token: anyone who reached it could run programs on this machine.
-func checkListen(addr string, haveToken bool) error {
-	host, port, err := net.SplitHostPort(addr)
+// checkListen checks the form of the listen address. Whether the token is
+// strong enough for it is decided once it is bound (checkBound).
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return configErr("-listen %q: want host:port, e.g. 127.0.0.1:7450 or :7450 (%v)", addr, err)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return configErr("-listen %q: bad port %q", addr, port)
 	}
-	if !haveToken && !isLoopback(host) {
-		return configErr("-listen %s is reachable from other machines and no token is set: "+
-			"anyone who can connect could run programs here. Set -token-file, MP_TOKEN or -token "+
-			"to a shared secret (the drivers' MP_TOKEN), or listen on 127.0.0.1", addr)
-	}
 	return nil
 }
 
-// isLoopback reports whether host names only this machine. A host name
-// other than localhost counts as reachable from elsewhere.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
+// checkBound refuses a token under token.MinBits on addr, an address
+// actually bound or dialled, unless it is loopback: a name that resolves
+// elsewhere (a hosts file mapping localhost to another address) does not
+// pass for loopback. flag names the flag that gave the address.
+func checkBound(addr net.Addr, tok []byte, flag string) error {
+	if token.IsLoopback(addr) {
+		return nil
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	if err := token.Check(string(tok), "-token-file, MP_TOKEN or -token", flag+" "+addr.String()); err != nil {
+		return configErr("%v", err)
+	}
+	return nil
 }
 
 // cacheDir returns dir, or the default cache directory if dir is empty:

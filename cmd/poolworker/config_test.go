@@ -13,6 +13,8 @@ import (
 
 // parseConfig accepts good settings from flags and the environment, and
 // says what to fix in bad ones.
+type env map[string]string
+
 func TestParseConfig(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -20,8 +22,8 @@ func TestParseConfig(t *testing.T) {
 	emptyFile := filepath.Join(dir, "empty")
 	os.WriteFile(emptyFile, []byte("\n"), 0o600)
 	cache := []string{"-cache-dir", dir}
+	tok := env{"MP_TOKEN": testToken}
 
-	type env map[string]string
 	tests := []struct {
 		name    string
 		args    []string
@@ -29,13 +31,20 @@ func TestParseConfig(t *testing.T) {
 		wantErr []string // substrings of the error; none: no error
 		check   func(config) bool
 	}{
-		{"defaults", nil, nil, nil, func(c config) bool {
-			return c.listen == defaultListen && c.capacity >= 1 && c.maxBinary == 1<<30 && len(c.token) == 0
+		{"defaults", nil, tok, nil, func(c config) bool {
+			return c.listen == defaultListen && c.capacity >= 1 && c.maxBinary == 1<<30 && string(c.token) == testToken && !c.tokenFlag
 		}},
-		{"loopback without token", []string{"-listen", "localhost:0"}, nil, nil, nil},
-		{"IPv6 loopback without token", []string{"-listen", "[::1]:0"}, nil, nil, nil},
-		{"all interfaces without token", []string{"-listen", ":7450"}, nil, []string{"-token-file", "MP_TOKEN", "-token"}, nil},
-		{"other host without token", []string{"-listen", "10.0.0.1:7450"}, nil, []string{"MP_TOKEN"}, nil},
+		// Issue 11: on loopback, an empty token let any local user run code
+		// as poolworker's user. A token is required everywhere.
+		{"loopback without token", []string{"-listen", "localhost:0"}, nil, []string{"no token", "-token-file", "MP_TOKEN", "-new-token"}, nil},
+		{"IPv6 loopback without token", []string{"-listen", "[::1]:0"}, nil, []string{"-token-file", "MP_TOKEN"}, nil},
+		{"all interfaces without token", []string{"-listen", ":7450"}, nil, []string{"-token-file", "MP_TOKEN", "-new-token"}, nil},
+		{"-connect without token", []string{"-connect", "127.0.0.1:7460"}, nil, []string{"-token-file", "MP_TOKEN"}, nil},
+		// Its length is checked against the address bound (TestWeakToken*).
+		{"short token on loopback", []string{"-listen", "127.0.0.1:0"}, env{"MP_TOKEN": "s3cret"}, nil, nil},
+		{"-token is deprecated but works", []string{"-token", "x"}, nil, nil,
+			func(c config) bool { return string(c.token) == "x" && c.tokenFlag }},
+		{"new-token skips the rest", []string{"-new-token", "-capacity", "0"}, nil, nil, func(c config) bool { return c.newToken }},
 		{"all interfaces with MP_TOKEN", []string{"-listen", ":7450"}, env{"MP_TOKEN": "t"}, nil,
 			func(c config) bool { return string(c.token) == "t" }},
 		{"token file", []string{"-token-file", tokenFile}, nil, nil,
@@ -75,7 +84,12 @@ func TestParseConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			getenv := func(k string) string { return tt.env[k] }
+			getenv := func(k string) string {
+				if k == "MP_TOKEN" && !strings.Contains(strings.ToLower(tt.name), "token") {
+					return testToken // the cases about other settings
+				}
+				return tt.env[k]
+			}
 			cfg, _, err := parseConfig(append(append([]string{}, cache...), tt.args...), getenv)
 			if len(tt.wantErr) == 0 {
 				if err != nil {

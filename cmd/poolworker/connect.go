@@ -17,20 +17,15 @@ const (
 	connectMaxBackoff = 5 * time.Second
 )
 
-// checkConnect checks the -connect address, and refuses a non-loopback one
-// without a token: whoever answered there could run programs on this
-// machine.
-func checkConnect(addr string, haveToken bool) error {
+// checkConnect checks the form of the -connect address. Whether the token
+// is strong enough is decided for each address dialled (checkBound).
+func checkConnect(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
 		return configErr("-connect %q: want the driver's host:port (its MP_LISTEN), e.g. driver.example:7460", addr)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return configErr("-connect %q: bad port %q", addr, port)
-	}
-	if !haveToken && !isLoopback(host) {
-		return configErr("-connect %s is another machine and no token is set: whoever answers there "+
-			"could run programs here. Set -token-file, MP_TOKEN or -token to the driver's MP_TOKEN", addr)
 	}
 	return nil
 }
@@ -43,17 +38,22 @@ func connectUntilSignal(srv *server, cfg config) int {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
 	looped := make(chan struct{})
+	var loopErr error
 	go func() {
 		defer close(looped)
-		srv.connectLoop(cfg.connect, cfg.giveUpAfter)
+		loopErr = srv.connectLoop(cfg.connect, cfg.giveUpAfter)
 	}()
 	var s os.Signal
 	select {
 	case s = <-sig:
-	case <-looped: // the driver stayed away for -give-up-after
+	case <-looped: // the driver stayed away for -give-up-after, or the token is too weak for it
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
 		defer cancel()
 		srv.Shutdown(ctx)
+		if loopErr != nil {
+			srv.log.Error("stopped", "err", loopErr)
+			return 2
+		}
 		return 0
 	}
 	srv.log.Info("signal received: draining", "signal", s.String(), "drain_timeout", cfg.drainTimeout)
@@ -77,8 +77,10 @@ func connectUntilSignal(srv *server, cfg config) int {
 // before anything else: it proves first), and the next dial waits until the
 // worker process started for it has exited: a poolworker -connect serves
 // one session at a time. With giveUp > 0 it returns once the driver has
-// been unreachable for that long.
-func (s *server) connectLoop(addr string, giveUp time.Duration) {
+// been unreachable for that long. It returns an error, without a
+// handshake, if the address dialled is not loopback and the token is under
+// 128 bits.
+func (s *server) connectLoop(addr string, giveUp time.Duration) error {
 	backoff := connectMinBackoff
 	quiet := false // the driver's absence is logged once per absence
 	lastSeen := time.Now()
@@ -102,7 +104,7 @@ func (s *server) connectLoop(addr string, giveUp time.Duration) {
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			if s.isClosing() {
-				return
+				return nil
 			}
 			if !quiet {
 				s.log.Info("the driver is not there; retrying with backoff", "driver", addr, "err", err)
@@ -110,14 +112,18 @@ func (s *server) connectLoop(addr string, giveUp time.Duration) {
 			}
 			if giveUp > 0 && time.Since(lastSeen) > giveUp {
 				s.log.Info("giving up: the driver has been unreachable for -give-up-after", "driver", addr, "give_up_after", giveUp)
-				return
+				return nil
 			}
 			if !wait() {
-				return
+				return nil
 			}
 			continue
 		}
 		quiet = false
+		if err := checkBound(conn.RemoteAddr(), s.cfg.token, "-connect"); err != nil {
+			conn.Close()
+			return err
+		}
 		start := time.Now()
 		s.log.Info("connected to the driver", "driver", addr, "local", conn.LocalAddr().String())
 		s.accepted(conn)
@@ -127,7 +133,8 @@ func (s *server) connectLoop(addr string, giveUp time.Duration) {
 		if time.Since(start) > 10*time.Second {
 			backoff = connectMinBackoff
 		} else if !wait() { // refused, or a session that ended at once: not in a tight loop
-			return
+			return nil
 		}
 	}
+	return nil
 }

@@ -21,16 +21,16 @@ func TestParseConnectConfig(t *testing.T) {
 		wantErr []string
 		check   func(config) bool
 	}{
-		{"loopback without token", []string{"-connect", "127.0.0.1:7460"}, nil, nil,
+		{"loopback", []string{"-connect", "127.0.0.1:7460"}, map[string]string{"MP_TOKEN": testToken}, nil,
 			func(c config) bool { return c.connect == "127.0.0.1:7460" && c.giveUpAfter == 0 }},
 		{"from the environment", nil, map[string]string{"POOLWORKER_CONNECT": "driver:7460", "MP_TOKEN": "t", "POOLWORKER_GIVE_UP_AFTER": "1m"}, nil,
 			func(c config) bool { return c.connect == "driver:7460" && c.giveUpAfter == time.Minute }},
-		{"another host without token", []string{"-connect", "driver:7460"}, nil, []string{"-connect", "MP_TOKEN"}, nil},
+		{"another host without token", []string{"-connect", "driver:7460"}, nil, []string{"-token-file", "MP_TOKEN"}, nil},
 		{"no port", []string{"-connect", "driver", "-token", "t"}, nil, []string{"-connect", "host:port"}, nil},
 		{"no host", []string{"-connect", ":7460", "-token", "t"}, nil, []string{"-connect", "host:port"}, nil},
-		{"with -listen", []string{"-connect", "127.0.0.1:7460", "-listen", "127.0.0.1:0"}, nil, []string{"-listen", "-connect"}, nil},
-		{"give-up-after without -connect", []string{"-give-up-after", "1m"}, nil, []string{"-give-up-after", "-connect"}, nil},
-		{"negative give-up-after", []string{"-connect", "127.0.0.1:7460", "-give-up-after", "-1s"}, nil, []string{"-give-up-after"}, nil},
+		{"with -listen", []string{"-connect", "127.0.0.1:7460", "-listen", "127.0.0.1:0", "-token", "t"}, nil, []string{"-listen", "-connect"}, nil},
+		{"give-up-after without -connect", []string{"-give-up-after", "1m", "-token", "t"}, nil, []string{"-give-up-after", "-connect"}, nil},
+		{"negative give-up-after", []string{"-connect", "127.0.0.1:7460", "-give-up-after", "-1s", "-token", "t"}, nil, []string{"-give-up-after"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestConnectGivesUp(t *testing.T) {
 	ln.Close() // nobody listens there now
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"-connect", addr, "-give-up-after", "300ms", "-cache-dir", t.TempDir()},
-		func(string) string { return "" }, &stdout, &stderr)
+		func(k string) string { return map[string]string{"MP_TOKEN": testToken}[k] }, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit code %d:\n%s", code, stderr.String())
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mpgo/mp/internal/token"
 )
 
 func main() {
@@ -43,6 +45,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stdout, versionLine())
 		return 0
 	}
+	if cfg.newToken {
+		fmt.Fprintln(stdout, token.New())
+		return 0
+	}
 	log := newLogger(cfg, stderr)
 	if err := prepareCache(cfg.cacheDir, log); err != nil {
 		fmt.Fprintf(stderr, "poolworker: %v\n", err)
@@ -56,6 +62,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		if ln, err = net.Listen("tcp", cfg.listen); err != nil {
 			log.Error("cannot listen", "err", err)
 			return 1
+		}
+		if err := checkBound(ln.Addr(), cfg.token, "-listen"); err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "poolworker: %v\n", err)
+			return 2
 		}
 		attrs = append([]any{"addr", ln.Addr().String()}, attrs...)
 	}
@@ -73,12 +84,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		defer ops.Close() // after the drain, so that probes see /readyz fail meanwhile
 		attrs = append(attrs, "metrics", mln.Addr().String())
 	}
-	switch {
-	case len(cfg.token) > 0:
-	case cfg.connect != "":
-		log.Warn("no token set: any program on this machine that listens on the driver's address can run code as this user through poolworker; set -token-file or MP_TOKEN")
-	default:
-		log.Warn("no token set: any program on this machine can run code as this user through poolworker; set -token-file or MP_TOKEN")
+	if cfg.tokenFlag {
+		log.Warn("-token is deprecated: its value shows in ps to every user of this machine; use -token-file or MP_TOKEN")
 	}
 	srv.evict()
 	if cfg.connect != "" {
@@ -152,7 +159,7 @@ func serveUntilSignal(srv *server, ln net.Listener, cfg config) int {
 const usageText = `poolworker is a node of an mp cluster: it runs the worker processes of
 programs that use github.com/mpgo/mp/pool/cluster, Go's multiprocessing.Pool.
 
-A program (the driver) started with MP_ADDRESS=host:port,... and MP_TOKEN=secret
+A program (the driver) started with MP_ADDRESS=host:port,... and MP_TOKEN=<token>
 connects to each poolworker listed and sends it the program's own executable
 (once: a node caches it by SHA-256 in -cache-dir, up to -cache-max bytes). The
 poolworker starts it as a worker process that runs the driver's chunks.
@@ -163,14 +170,16 @@ driver's error says why.
 
 Example: two nodes on this machine, and the π example using them:
 
-    export MP_TOKEN=$(head -c 32 /dev/urandom | base64)    # any shared secret
+    export MP_TOKEN=$(poolworker -new-token)    # 256 random bits
     poolworker -listen 127.0.0.1:7450 -capacity 2 &
     poolworker -listen 127.0.0.1:7451 -capacity 2 &
     MP_ADDRESS=127.0.0.1:7450,127.0.0.1:7451 go run ./examples/approximate_pi/cluster
 
-To serve other machines, listen on a reachable address (-listen :7450); a
-token is then required. The token is the only protection: anyone holding it
-can run programs as poolworker's user. Use a private network.
+A token is always required; to serve other machines (-listen :7450) it must
+have at least 128 bits (32 hex digits, 22 base64 characters): make one with
+-new-token and pass it in a file (-token-file) or in MP_TOKEN, never with
+-token, which ps shows. Anyone holding it can run programs as poolworker's
+user (or -user's).
 
 Per-job clusters turn this around: the driver listens (MP_LISTEN=host:port) and
 each poolworker started with -connect host:port dials it, retrying until it is

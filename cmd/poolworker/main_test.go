@@ -129,7 +129,7 @@ func blockedDriver(addr, flag string) int {
 }
 
 // testToken is the token of the poolworkers under test.
-const testToken = "test-token-1234"
+const testToken = "poolworker-test-token-KZ2b8Qm1xT4rWv7y"
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
 type syncBuffer struct {

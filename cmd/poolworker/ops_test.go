@@ -211,7 +211,7 @@ func TestMetricsPortInUse(t *testing.T) {
 	defer ln.Close()
 	cmd := exec.Command(testenv.Poolworker(t), "-listen", "127.0.0.1:0", "-cache-dir", t.TempDir(),
 		"-metrics-listen", ln.Addr().String())
-	cmd.Env = daemonEnv()
+	cmd.Env = append(daemonEnv(), "MP_TOKEN="+testToken)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })

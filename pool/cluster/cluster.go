@@ -224,6 +224,10 @@ func (p *driver) startRemote() error {
 		if ln, err = net.Listen("tcp", p.s.listen); err != nil {
 			return fmt.Errorf("listening for workers (cluster.Listen or MP_LISTEN): %w", err)
 		}
+		if err := checkToken(p.s.token, ln.Addr(), "cluster.Listen or MP_LISTEN"); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	targets, names, rerrs := resolveAll(p.s.addrs)
 	members := make([]*member, len(targets))

@@ -242,6 +242,10 @@ func (p *driver) dial(m *member) (*wconn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkToken(p.s.token, conn.RemoteAddr(), "poolworker "+m.addr+" at"); err != nil {
+		conn.Close() // before the handshake: no proof leaves for an attacker to guess the token from
+		return nil, err
+	}
 	w, err := p.setupRemote(conn, m.addr)
 	if err != nil {
 		conn.Close()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mpgo/mp/internal/token"
 	"github.com/mpgo/mp/pool"
 )
 
@@ -120,7 +121,12 @@ func StartTimeout(d time.Duration) pool.Option {
 }
 
 // Token sets the shared secret that authenticates the driver to poolworkers
-// and back. Without it, the MP_TOKEN environment variable is used.
+// and back. Without it, the MP_TOKEN environment variable is used. A
+// poolworker reached at an address that is not loopback, or a listener
+// ([Listen]) bound off loopback, needs a token of at least 128 bits (32 hex
+// digits or 22 base64 characters of random; `poolworker -new-token` makes
+// one): with a shorter one the driver refuses to dial or listen, before it
+// sends anything.
 func Token(token string) pool.Option {
 	return opt("cluster.Token(…)", func(s *settings) error {
 		s.token = token
@@ -188,6 +194,20 @@ func Logger(l *slog.Logger) pool.Option {
 		s.log = l
 		return nil
 	})
+}
+
+// checkToken refuses tok on addr, an address bound or dialled, if addr is
+// not loopback and tok is under 128 bits: the driver proves first, so
+// whoever it reaches could guess a weak token offline from its proof. The
+// error wraps pool.ErrConfig; where names the address's role.
+func checkToken(tok string, addr net.Addr, where string) error {
+	if token.IsLoopback(addr) {
+		return nil
+	}
+	if err := token.Check(tok, "MP_TOKEN or cluster.Token", where+" "+addr.String()); err != nil {
+		return fmt.Errorf("%w: %w", pool.ErrConfig, err)
+	}
+	return nil
 }
 
 func newSettings(cfg *backend.Config) (settings, error) {

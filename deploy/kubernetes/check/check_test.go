@@ -271,7 +271,7 @@ func TestOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const token = "overlay-test-token"
+	const token = "overlay-test-token-Qz81Lp5Vn2"
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
