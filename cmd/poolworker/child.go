@@ -44,16 +44,18 @@ const startTimeout = 10 * time.Second
 // workers.
 var childEnvKeys = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOTRACEBACK", "GORACE"}
 
-// spawn starts the executable at path with args as a worker process that
-// takes over conn, the driver's connection: the process gets it as file
-// descriptor 3 and says Ready itself. A goroutine waits for the process and
+// spawn starts the executable exe (open, its SHA-256 checked) with args as
+// a worker process that takes over conn, the driver's connection: the
+// process gets it as file descriptor 3 and says Ready itself. The file
+// executed is exe itself, through /proc/self/fd, not its path: a file put
+// in its place after the check is never run. A goroutine waits for the process and
 // logs its exit. spawn returns once the process has reached
 // cluster.WorkerMain (it says so on descriptor 4); if it exits before, or
 // does not reach it within startTimeout (it is then killed), spawn tells
 // the driver why, with the process's last lines of output, in an Error on
 // boot. After spawn returns, nothing may be written to conn here; the
 // caller closes its copy.
-func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []string, sha string, log *slog.Logger) error {
+func (s *server) spawn(conn net.Conn, boot *wire.Codec, exe *os.File, args []string, sha string, log *slog.Logger) error {
 	fc, ok := conn.(interface{ File() (*os.File, error) })
 	if !ok {
 		return refuse("this node cannot pass a %T to a worker process", conn)
@@ -64,7 +66,7 @@ func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []stri
 	}
 	defer f.Close()
 	for attempt := 1; ; attempt++ {
-		c, err := s.startChild(path, args, sha, f, log)
+		c, err := s.startChild(exe, args, sha, f, log)
 		if err == nil {
 			log.Info("worker process started", "pid", c.cmd.Process.Pid, "capacity", s.cfg.capacity)
 			if why := c.waitStarted(); why != "" {
@@ -83,21 +85,28 @@ func (s *server) spawn(conn net.Conn, boot *wire.Codec, path string, args []stri
 	}
 }
 
+// exeFD is the descriptor through which a worker process's executable is
+// run (/proc/self/fd/5): the file poolworker opened and hashed, passed like
+// the connection (3) and the status pipe (4). The process keeps it open, a
+// read-only descriptor of its own executable.
+const exeFD = 5
+
 // startChild starts one worker process on f and records it, unless the
 // server is shutting down. A goroutine reads its status pipe.
-func (s *server) startChild(path string, args []string, sha string, f *os.File, log *slog.Logger) (*child, error) {
+func (s *server) startChild(exe *os.File, args []string, sha string, f *os.File, log *slog.Logger) (*child, error) {
 	started, startedW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("a pipe for the worker process: %w", err)
 	}
 	defer startedW.Close()
 	out := &tail.Buffer{}
-	cmd := exec.Command(path, args...)
-	cmd.Env = childEnv(s.cfg.capacity)
-	cmd.ExtraFiles = []*os.File{f, startedW} // descriptors 3 and 4
+	cmd := exec.Command(fdDir+strconv.Itoa(exeFD), args...)
+	cmd.Args[0] = exe.Name() // its path in the cache, as os.Args[0]
+	cmd.Env = childEnv(s.cfg.capacity, s.cfg.user)
+	cmd.ExtraFiles = []*os.File{f, startedW, exe} // descriptors 3, 4 and exeFD
 	cmd.Stdout = io.MultiWriter(s.childOut, out)
 	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = procAttr()
+	cmd.SysProcAttr = procAttr(s.cfg.user)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -123,10 +132,14 @@ func (s *server) startChild(path string, args []string, sha string, f *os.File, 
 
 // childEnv returns a worker process's environment: a few variables of
 // poolworker's own, and those that make the program serve as a worker on
-// descriptor 3 (see cluster.WorkerMain).
-func childEnv(capacity int) []string {
+// descriptor 3 (see cluster.WorkerMain). With -user, HOME is that user's.
+func childEnv(capacity int, u *runAs) []string {
 	var env []string
 	for _, k := range childEnvKeys {
+		if k == "HOME" && u != nil {
+			env = append(env, "HOME="+u.home)
+			continue
+		}
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -27,6 +28,7 @@ type config struct {
 	token        []byte        // shared secret; never empty
 	tokenFlag    bool          // the token came from -token on the command line (deprecated)
 	newToken     bool          // print a new token and exit
+	user         *runAs        // -user: run worker processes as this user; nil: as poolworker's
 	capacity     int           // chunks each worker process runs at once
 	cacheDir     string        // where received executables are kept
 	cacheMax     int64         // bytes of executables kept; least recently used ones go
@@ -70,6 +72,7 @@ var flagEnv = []struct{ flag, env string }{
 	{"log-level", "POOLWORKER_LOG_LEVEL"},
 	{"drain-timeout", "POOLWORKER_DRAIN_TIMEOUT"},
 	{"metrics-listen", "POOLWORKER_METRICS_LISTEN"},
+	{"user", "POOLWORKER_USER"},
 }
 
 // rawFlags holds the flags' values before they are checked.
@@ -77,6 +80,7 @@ type rawFlags struct {
 	listen, connect, token, tokenFile string
 	cacheDir, cacheMax, maxBinary     string
 	logFormat, logLevel, metrics      string
+	user                              string
 	capacity                          int
 	drainTimeout, giveUpAfter         time.Duration
 	version, newToken                 bool
@@ -94,6 +98,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.token, "token", "", "deprecated: the shared secret drivers must prove they hold, visible in ps to every user;\nuse -token-file or MP_TOKEN")
 	fs.StringVar(&r.tokenFile, "token-file", "", "read the shared secret drivers must prove they hold from this `file` (surrounding\nwhite space is ignored); off loopback at least 128 bits: see -new-token")
 	fs.BoolVar(&r.newToken, "new-token", false, "print a new token (256 random bits, base64url) and exit")
+	fs.StringVar(&r.user, "user", "", "run worker processes as this `user` (a name or UID), with its primary group and no other;\nneeds root. Without it they run as poolworker's user")
 	fs.IntVar(&r.capacity, "capacity", runtime.NumCPU(), "chunks each worker process runs at once (at least 1)")
 	fs.StringVar(&r.cacheDir, "cache-dir", "", "`directory` of received executables (default $XDG_CACHE_HOME/mp/poolworker)")
 	fs.StringVar(&r.cacheMax, "cache-max", "2GiB", "bytes of executables the cache keeps: past it, the least recently used ones\nno worker process runs are removed (same units as -max-binary)")
@@ -202,7 +207,45 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 	if cfg.cacheDir, err = cacheDir(r.cacheDir); err != nil {
 		return cfg, err
 	}
+	if r.user != "" {
+		if cfg.user, err = lookupUser(r.user); err != nil {
+			return cfg, err
+		}
+	}
 	return cfg, nil
+}
+
+// runAs is the user worker processes run as (-user).
+type runAs struct {
+	name     string
+	uid, gid uint32
+	home     string
+}
+
+// lookupUser resolves -user: a name or a numeric UID known to the system.
+// Switching users needs root.
+func lookupUser(name string) (*runAs, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		var uerr error
+		if u, uerr = user.LookupId(name); uerr != nil {
+			return nil, configErr("-user %q: %v", name, err)
+		}
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, configErr("-user %q: UID %q or GID %q is not a number", name, u.Uid, u.Gid)
+	}
+	if os.Geteuid() != 0 && int(uid) != os.Geteuid() {
+		return nil, configErr("-user %s: poolworker runs as UID %d and only root can start processes as another user; "+
+			"run poolworker as root with -user, or as that user without it", name, os.Geteuid())
+	}
+	home := u.HomeDir
+	if home == "" {
+		home = "/"
+	}
+	return &runAs{name: u.Username, uid: uint32(uid), gid: uint32(gid), home: home}, nil
 }
 
 // readToken returns the token from -token or -token-file (or their

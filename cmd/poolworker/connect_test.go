@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 // The -connect settings: checked as -listen is, and only with -connect.
 func TestParseConnectConfig(t *testing.T) {
-	cache := []string{"-cache-dir", t.TempDir()}
+	cache := []string{"-cache-dir", filepath.Join(t.TempDir(), "cache")}
 	tests := []struct {
 		name    string
 		args    []string
@@ -66,7 +67,7 @@ func TestConnectGivesUp(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nobody listens there now
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-connect", addr, "-give-up-after", "300ms", "-cache-dir", t.TempDir()},
+	code := run([]string{"-connect", addr, "-give-up-after", "300ms", "-cache-dir", filepath.Join(t.TempDir(), "cache")},
 		func(k string) string { return map[string]string{"MP_TOKEN": testToken}[k] }, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit code %d:\n%s", code, stderr.String())

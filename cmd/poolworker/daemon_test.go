@@ -190,7 +190,7 @@ func TestDaemonBadFlags(t *testing.T) {
 // so a Map running on that one node still returns every result, and the
 // poolworker then exits 0.
 func TestDaemonDrainsOnSIGTERM(t *testing.T) {
-	d := startDaemon(t, "-capacity", "2", "-cache-dir", t.TempDir(), "-drain-timeout", "20s")
+	d := startDaemon(t, "-capacity", "2", "-cache-dir", filepath.Join(t.TempDir(), "cache"), "-drain-timeout", "20s")
 	p := newPool(t, []string{d.addr})
 	// 4 chunks of 10 items of 100ms. A node takes 2×capacity chunks at
 	// once, so all 4 are on the node when it is told to stop: 2 running, 2
@@ -265,7 +265,7 @@ func TestDaemonDrainsOnSIGTERM(t *testing.T) {
 // pool.Workers only caps the chunks in flight, and ImapBoundedLookahead
 // computes its bound from the Workers it asked for, not from p.Workers().
 func TestConformance(t *testing.T) {
-	cache := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache") // poolworker makes it, mode 0700
 	a := startDaemon(t, "-capacity", "1", "-cache-dir", cache, "-drain-timeout", "1s")
 	b := startDaemon(t, "-capacity", "1", "-cache-dir", cache, "-drain-timeout", "1s")
 	pooltest.Run(t, func(t *testing.T, opts ...pool.Option) *pool.Pool {

@@ -84,6 +84,15 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		defer ops.Close() // after the drain, so that probes see /readyz fail meanwhile
 		attrs = append(attrs, "metrics", mln.Addr().String())
 	}
+	switch {
+	case os.Geteuid() == 0 && cfg.user == nil:
+		log.Warn("running as root: every driver holding the token runs code as root here; run poolworker as an unprivileged user, or give -user NAME to run worker processes as one")
+	case cfg.user != nil && cfg.user.uid == 0:
+		log.Warn("-user is root: worker processes run as root")
+	}
+	if cfg.user != nil {
+		attrs = append(attrs, "user", cfg.user.name)
+	}
 	if cfg.tokenFlag {
 		log.Warn("-token is deprecated: its value shows in ps to every user of this machine; use -token-file or MP_TOKEN")
 	}

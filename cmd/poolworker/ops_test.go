@@ -91,7 +91,7 @@ func scrape(t *testing.T, addr, series string) float64 {
 // executable are accounted for; a driver with the wrong token is counted
 // as a handshake failure.
 func TestMetricsAfterMap(t *testing.T) {
-	d := startDaemon(t, "-capacity", "2", "-cache-dir", t.TempDir(), "-metrics-listen", "127.0.0.1:0")
+	d := startDaemon(t, "-capacity", "2", "-cache-dir", filepath.Join(t.TempDir(), "cache"), "-metrics-listen", "127.0.0.1:0")
 	addr := d.metricsAddr(t)
 	if code, body := get(t, addr, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d %s", code, body)
@@ -166,7 +166,7 @@ func TestMetricsAfterMap(t *testing.T) {
 // /healthz 200; the poolworker still exits 0 once its worker process is
 // done.
 func TestReadyzWhileDraining(t *testing.T) {
-	d := startDaemon(t, "-capacity", "1", "-cache-dir", t.TempDir(), "-metrics-listen", "127.0.0.1:0", "-drain-timeout", "30s")
+	d := startDaemon(t, "-capacity", "1", "-cache-dir", filepath.Join(t.TempDir(), "cache"), "-metrics-listen", "127.0.0.1:0", "-drain-timeout", "30s")
 	addr := d.metricsAddr(t)
 	p := newPool(t, []string{d.addr})
 	flag := filepath.Join(t.TempDir(), "started")
@@ -209,7 +209,7 @@ func TestMetricsPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cmd := exec.Command(testenv.Poolworker(t), "-listen", "127.0.0.1:0", "-cache-dir", t.TempDir(),
+	cmd := exec.Command(testenv.Poolworker(t), "-listen", "127.0.0.1:0", "-cache-dir", filepath.Join(t.TempDir(), "cache"),
 		"-metrics-listen", ln.Addr().String())
 	cmd.Env = append(daemonEnv(), "MP_TOKEN="+testToken)
 	var stderr bytes.Buffer

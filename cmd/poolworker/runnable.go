@@ -14,17 +14,13 @@ import (
 // program interpreter (the C loader, as a cgo build has) that this node
 // lacks. Without the check, the exec would fail with a bare "no such file
 // or directory" naming the executable, which exists. A file that is not
-// ELF (a script) is left to exec. It reads only the ELF headers.
+// ELF (a script) is left to exec. It reads only the ELF headers, from the
+// open file (with ReadAt: file's offset does not move).
 //
 // It does not check the shared libraries a dynamic executable needs beyond
 // its interpreter: the loader finds those by its own rules, and reports
 // the ones missing when the process starts.
-func checkRunnable(path string) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return refuse("this node cannot read the executable: %v", err)
-	}
-	defer file.Close()
+func checkRunnable(file *os.File) error {
 	var magic [4]byte
 	if _, err := file.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
 		return nil // not ELF

@@ -59,7 +59,7 @@ func TestCheckRunnable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{writeExe(t, []byte("#!/bin/sh\n")), writeExe(t, sh), static} {
-		if err := checkRunnable(path); err != nil {
+		if err := checkRunnablePath(path); err != nil {
 			t.Errorf("checkRunnable(%s): %v", path, err)
 		}
 	}
@@ -71,7 +71,7 @@ func TestCheckRunnable(t *testing.T) {
 		t.Skipf("PT_INTERP of /bin/sh is too short (%d bytes) to hold %s", interp.Filesz, fake)
 	}
 	copy(missing[interp.Off:interp.Off+interp.Filesz], append([]byte(fake), make([]byte, int(interp.Filesz)-len(fake))...))
-	err = checkRunnable(writeExe(t, missing))
+	err = checkRunnablePath(writeExe(t, missing))
 	var r *refusal
 	if !errors.As(err, &r) || !strings.Contains(r.msg, "CGO_ENABLED=0") || !strings.Contains(r.msg, fake) {
 		t.Errorf("an executable whose loader is missing: %v, want a refusal naming CGO_ENABLED=0 and %s", err, fake)
@@ -88,7 +88,7 @@ func TestCheckRunnable(t *testing.T) {
 		order = binary.BigEndian
 	}
 	order.PutUint16(other[18:20], uint16(m)) // e_machine
-	err = checkRunnable(writeExe(t, other))
+	err = checkRunnablePath(writeExe(t, other))
 	if !errors.As(err, &r) || !strings.Contains(r.msg, "GOARCH="+runtime.GOARCH) {
 		t.Errorf("an executable for %s: %v, want a refusal naming GOARCH=%s", m, err, runtime.GOARCH)
 	}
@@ -194,4 +194,14 @@ func interpOf(t *testing.T, path string) string {
 		}
 	}
 	return ""
+}
+
+// checkRunnablePath runs checkRunnable on the file at path.
+func checkRunnablePath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return checkRunnable(f)
 }

@@ -214,10 +214,11 @@ func (s *server) setUp(conn net.Conn, boot *wire.Codec, log *slog.Logger) error 
 	// The executable is in use from here, so that eviction leaves it, until
 	// its worker process exits (reap) or setUp fails.
 	s.acquire(setup.SHA256)
-	path, err := s.ensureExecutable(conn, boot, setup, log)
+	exe, err := s.ensureExecutable(conn, boot, setup, log)
 	if err == nil {
 		conn.SetDeadline(time.Time{})
-		err = s.spawn(conn, boot, path, setup.Args, setup.SHA256, log)
+		err = s.spawn(conn, boot, exe, setup.Args, setup.SHA256, log)
+		exe.Close() // the worker process has its own copy
 	}
 	if err != nil {
 		s.releaseExe(setup.SHA256)

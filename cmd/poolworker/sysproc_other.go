@@ -6,7 +6,15 @@ import "syscall"
 
 // procAttr puts a worker process in a process group of its own (so that a
 // terminal's Ctrl-C reaches poolworker, which drains, and not the workers
-// directly). Only Linux can have it killed when poolworker dies.
-func procAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+// directly), and with -user (u not nil) runs it as that user. Only Linux
+// can have it killed when poolworker dies.
+func procAttr(u *runAs) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setpgid: true}
+	if u != nil {
+		a.Credential = &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: []uint32{}}
+	}
+	return a
 }
+
+// fdDir is where a process finds its own open descriptors by number.
+const fdDir = "/dev/fd/"

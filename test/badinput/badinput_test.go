@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -93,7 +94,7 @@ type node struct {
 
 func startNode(t *testing.T) *node {
 	t.Helper()
-	n := &node{cache: t.TempDir(), done: make(chan struct{})}
+	n := &node{cache: filepath.Join(t.TempDir(), "cache"), done: make(chan struct{})}
 	n.cmd = exec.Command(testenv.Poolworker(t), "-listen", "127.0.0.1:0", "-token", token,
 		"-capacity", "2", "-cache-dir", n.cache, "-log-format", "json", "-drain-timeout", "2s")
 	n.cmd.Env = append(os.Environ(), "MP_TOKEN=")

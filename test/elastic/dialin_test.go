@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,7 +36,7 @@ func TestDialIn(t *testing.T) {
 	bin := testenv.Poolworker(t)
 	closeGate(t)
 	addr := freeAddr(t)
-	cache := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache") // poolworker makes it, mode 0700
 	connect := func(tok string) *proc {
 		return startProc(t, bin, "-connect", addr, "-token", tok, "-capacity", "2",
 			"-cache-dir", cache, "-drain-timeout", "2m")

@@ -141,7 +141,7 @@ func newWorld(t *testing.T, n int) *world {
 	w.write("nsswitch.conf", "hosts: files\n")
 	w.write("resolv.conf", "nameserver 127.0.0.1\n")
 	w.setHosts()
-	cache := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache") // poolworker makes it, mode 0700
 	for i := 1; i <= n; i++ {
 		h := &host{ns: fmt.Sprintf("mpe-%d-%s", i, tag), ip: fmt.Sprintf("10.252.%d.2", i)}
 		dside, hside := fmt.Sprintf("mpe%dd%s", i, tag), fmt.Sprintf("mpe%dh%s", i, tag)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func listening(t *testing.T, addr, cache string, capacity string) *proc {
 // four that answer, logs the fifth, and keeps trying it: a poolworker
 // started there later joins.
 func TestStartWithoutOne(t *testing.T) {
-	cache := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache") // poolworker makes it, mode 0700
 	var addrs []string
 	for range 4 {
 		a := freeAddr(t)
@@ -96,7 +97,7 @@ func TestStartWithoutOne(t *testing.T) {
 // TestWorkersCaps: pool.Workers(1) against two nodes of capacity 2 means
 // one chunk at a time across the cluster, not four, and Workers() says 1.
 func TestWorkersCaps(t *testing.T) {
-	cache := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache") // poolworker makes it, mode 0700
 	a, b := freeAddr(t), freeAddr(t)
 	listening(t, a, cache, "2")
 	listening(t, b, cache, "2")
@@ -127,7 +128,7 @@ func TestWorkersCaps(t *testing.T) {
 // where the name has an IPv4 and an IPv6 address (localhost often has).
 func TestLocalhostName(t *testing.T) {
 	a := freeAddr(t)
-	listening(t, a, t.TempDir(), "2")
+	listening(t, a, filepath.Join(t.TempDir(), "cache"), "2")
 	_, port, _ := net.SplitHostPort(a)
 	ev := testenv.NewEvents()
 	p, err := cluster.New(cluster.Addresses("localhost:"+port), cluster.Token(token), cluster.Logger(slog.New(ev)))

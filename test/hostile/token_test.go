@@ -43,7 +43,7 @@ func TestNewToken(t *testing.T) {
 // still works, with a warning that it shows in ps.
 func TestWeakTokenRefused(t *testing.T) {
 	bin := testenv.Poolworker(t)
-	cache := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache") // poolworker makes it, mode 0700
 	tests := []struct {
 		name string
 		env  []string
@@ -128,7 +128,7 @@ func TestWeakTokenHostsFile(t *testing.T) {
 	if addrs, err := net.LookupHost("localhost"); err != nil || len(addrs) != 1 || addrs[0] != "10.252.0.1" {
 		t.Fatalf("localhost resolves to %v (%v), want 10.252.0.1", addrs, err)
 	}
-	cache := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache") // poolworker makes it, mode 0700
 
 	t.Run("poolworker -listen localhost", func(t *testing.T) {
 		code, stderr := runPoolworker(t, bin, []string{"MP_TOKEN=s3cret"}, "-listen", "localhost:0", "-cache-dir", cache)
