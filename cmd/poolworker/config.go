@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mpgo/mp/internal/token"
+	"github.com/mpgo/mp/internal/wire"
 )
 
 // config is poolworker's configuration, from flags and the environment.
@@ -159,8 +160,8 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 		return cfg, nil
 	}
 	var err error
-	if cfg.capacity < 1 {
-		return cfg, configErr("-capacity %d: must be at least 1 (the chunks each worker process runs at once)", cfg.capacity)
+	if cfg.capacity < 1 || cfg.capacity > wire.MaxCapacity {
+		return cfg, configErr("-capacity %d: must be 1 to %d (the chunks each worker process runs at once)", cfg.capacity, wire.MaxCapacity)
 	}
 	if cfg.drainTimeout < 0 {
 		return cfg, configErr("-drain-timeout %v: must not be negative", cfg.drainTimeout)

@@ -29,10 +29,46 @@ type SetupReply struct {
 // a poolworker, after it took over the connection).
 type Ready struct {
 	PID      int
-	Capacity int // chunks it runs at once
+	Capacity int // chunks it runs at once: 1 to MaxCapacity
 	GOOS     string
 	GOARCH   string
-	Host     string
+	Host     string // at most MaxHost bytes
+}
+
+// Limits of what a worker process may report in Ready. A faulty or hostile
+// peer's numbers are checked before use: a capacity of 2^62 once made
+// pool.Map divide by zero in the driver.
+const (
+	MaxCapacity = 4096 // chunks one worker process runs at once
+	MaxHost     = 255  // bytes of a host name (RFC 1035)
+)
+
+// Check returns an error wrapping ErrMalformed, naming the field, if r
+// holds a number or a string out of its range.
+func (r Ready) Check() error {
+	if r.Capacity < 1 || r.Capacity > MaxCapacity {
+		return fmt.Errorf("%w: Ready.Capacity %d: a worker runs 1 to %d chunks at once", ErrMalformed, r.Capacity, MaxCapacity)
+	}
+	if len(r.Host) > MaxHost {
+		return fmt.Errorf("%w: Ready.Host of %d bytes, over %d", ErrMalformed, len(r.Host), MaxHost)
+	}
+	return nil
+}
+
+// Check returns an error wrapping ErrMalformed, naming the field, if c
+// holds a number out of its range.
+func (c Config) Check() error {
+	switch {
+	case c.MaxTasks < 0:
+		return fmt.Errorf("%w: Config.MaxTasks %d is negative", ErrMalformed, c.MaxTasks)
+	case c.HeartbeatMillis < 0:
+		return fmt.Errorf("%w: Config.HeartbeatMillis %d is negative", ErrMalformed, c.HeartbeatMillis)
+	case c.WriteTimeoutMilli < 0:
+		return fmt.Errorf("%w: Config.WriteTimeoutMilli %d is negative", ErrMalformed, c.WriteTimeoutMilli)
+	case c.MaxFrame < 0 || c.MaxFrame > 0 && c.MaxFrame < 1<<10:
+		return fmt.Errorf("%w: Config.MaxFrame %d: 0 (the default) or at least 1024", ErrMalformed, c.MaxFrame)
+	}
+	return nil
 }
 
 // Config is the driver's answer to Ready. After it both ends run yamux on

@@ -143,8 +143,8 @@ func (p *driver) startConn(conn net.Conn, boot *wire.Codec, name string, readyWi
 	if err := boot.Decode(body, &ready); err != nil {
 		return nil, err
 	}
-	if ready.Capacity < 1 {
-		return nil, fmt.Errorf("%w: worker capacity %d", wire.ErrMalformed, ready.Capacity)
+	if err := ready.Check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := p.s
 	cfg := wire.Config{

@@ -75,7 +75,7 @@ func WorkerMain() {
 		rep = newReporter(f)
 	}
 	capacity := 1
-	if c, err := strconv.Atoi(os.Getenv(envCapacity)); err == nil && c > 0 {
+	if c, err := strconv.Atoi(os.Getenv(envCapacity)); err == nil && c > 0 && c <= wire.MaxCapacity {
 		capacity = c
 	}
 	var conn net.Conn
@@ -137,6 +137,9 @@ func serveWorker(conn net.Conn, capacity int, rep *reporter, forward bool) error
 		return fmt.Errorf("%w: want Config, got %s", wire.ErrMalformed, k)
 	}
 	if err := boot.Decode(body, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.Check(); err != nil {
 		return err
 	}
 	ycfg := yamuxConfig(time.Duration(cfg.HeartbeatMillis)*time.Millisecond, time.Duration(cfg.WriteTimeoutMilli)*time.Millisecond)
