@@ -108,9 +108,13 @@ func TestImage(t *testing.T) {
 		}
 	}
 
-	// The volume: a directory of the image's user, as a runtime makes it.
+	// The volume: a directory of the image's user, mode 0700, as a runtime
+	// makes it from the image's /cache.
 	cache := t.TempDir()
 	if err := os.Chown(cache, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cache, 0o700); err != nil {
 		t.Fatal(err)
 	}
 

@@ -209,24 +209,41 @@ func verify(f *os.File, setup wire.Setup) string {
 // it, both upload (safely: each to its own temporary file).
 const lockWait = 20 * time.Second
 
+// hashLock is the upload lock of one executable, and how many sessions
+// hold or wait for it: the lock is forgotten when none do, so that the
+// map of locks does not grow with every executable ever asked for.
+type hashLock struct {
+	ch   chan struct{}
+	refs int
+}
+
 // lockHash waits for the upload lock of one executable, for lockWait at
 // most, or until Shutdown. It returns the function that unlocks it.
 func (s *server) lockHash(sum string) (unlock func(), err error) {
 	s.mu.Lock()
 	l := s.hashLocks[sum]
 	if l == nil {
-		l = make(chan struct{}, 1)
+		l = &hashLock{ch: make(chan struct{}, 1)}
 		s.hashLocks[sum] = l
 	}
+	l.refs++
 	s.mu.Unlock()
+	forget := func() {
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.hashLocks, sum)
+		}
+		s.mu.Unlock()
+	}
 	timer := time.NewTimer(lockWait)
 	defer timer.Stop()
 	select {
-	case l <- struct{}{}:
-		return func() { <-l }, nil
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; forget() }, nil
 	case <-timer.C:
-		return func() {}, nil
+		return forget, nil
 	case <-s.done:
+		forget()
 		return nil, errors.New("the node is shutting down")
 	}
 }

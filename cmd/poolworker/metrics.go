@@ -35,7 +35,7 @@ var (
 	chunkOutcomes = []string{"ok", wire.ErrKindError, wire.ErrKindPanic, wire.ErrKindCanceled, wire.ErrKindDeadline,
 		wire.ErrKindDecode, wire.ErrKindEncode, wire.ErrKindUnknown, wire.ErrKindInit, "other"}
 	itemOutcomes     = []string{"ok", "error", "other"}
-	handshakeReasons = []string{"auth", "version", "not_mp", "timeout", "closed", "other"}
+	handshakeReasons = []string{"auth", "version", "not_mp", "timeout", "closed", "shed", "other"}
 )
 
 // newMetrics returns poolworker's metrics in a registry of their own, with
@@ -101,6 +101,12 @@ func newMetrics(workers func() int, cacheBytes func() int64) *metrics {
 // handshakeFailed counts a failed handshake.
 func (m *metrics) handshakeFailed(err error) {
 	m.handshakes.WithLabelValues(handshakeReason(err)).Inc()
+}
+
+// handshakeShed counts a connection closed before its handshake because
+// too many were awaiting theirs (see server.admit).
+func (m *metrics) handshakeShed() {
+	m.handshakes.WithLabelValues("shed").Inc()
 }
 
 // handshakeReason is the label of a handshake error.

@@ -46,9 +46,10 @@ type server struct {
 	closing   bool
 	done      chan struct{}             // closed when shutting down
 	listeners map[net.Listener]struct{} // being served
-	pending   map[net.Conn]struct{}     // not yet handed over
+	pending   map[net.Conn]*admission   // not yet handed over
+	preAuth   preAuthCount              // those of pending whose handshake has not ended
 	children  map[int]*child            // worker processes running
-	hashLocks map[string]chan struct{}  // one upload per executable at a time
+	hashLocks map[string]*hashLock      // one upload per executable at a time
 	inUse     map[string]int            // by SHA-256: sessions using each cached executable
 	handlers  sync.WaitGroup            // connection handlers
 	reapers   sync.WaitGroup            // goroutines waiting for children
@@ -63,9 +64,10 @@ func newServer(cfg config, log *slog.Logger) *server {
 		childOut:  os.Stderr,
 		done:      make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
-		pending:   map[net.Conn]struct{}{},
+		pending:   map[net.Conn]*admission{},
+		preAuth:   newPreAuthCount(),
 		children:  map[int]*child{},
-		hashLocks: map[string]chan struct{}{},
+		hashLocks: map[string]*hashLock{},
 		inUse:     map[string]int{},
 	}
 	s.metrics = newMetrics(s.workerProcesses, s.cacheBytes)
@@ -135,7 +137,9 @@ func (s *server) isClosing() bool {
 	return s.closing
 }
 
-// accepted starts serving conn, unless the server is shutting down.
+// accepted starts serving conn, unless the server is shutting down or
+// conn's source has too many connections awaiting their handshake (see
+// admit).
 func (s *server) accepted(conn net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,7 +147,13 @@ func (s *server) accepted(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	s.pending[conn] = struct{}{}
+	if !s.admit(conn) {
+		s.metrics.handshakeShed()
+		s.log.Debug("too many connections from one address awaiting their handshake: closed one",
+			"remote", conn.RemoteAddr().String(), "limit", s.preAuth.perSource)
+		conn.Close()
+		return
+	}
 	s.handlers.Add(1)
 	go s.handle(conn)
 }
@@ -152,6 +162,7 @@ func (s *server) accepted(conn net.Conn) {
 // process that took the connection over keeps its own.
 func (s *server) release(conn net.Conn) {
 	s.mu.Lock()
+	s.authEnded(conn)
 	delete(s.pending, conn)
 	s.mu.Unlock()
 	conn.Close()
@@ -167,6 +178,7 @@ func (s *server) handle(conn net.Conn) {
 		log.Log(context.Background(), handshakeLevel(err), "handshake failed", "err", err)
 		return
 	}
+	s.handshakeDone(conn) // (after a failure, release does it)
 	// The session lasts until setUp fails here, or until the worker
 	// process that takes it over exits (reap).
 	s.metrics.sessions.Inc()

@@ -110,6 +110,11 @@ func newCodec(r io.Reader, w io.Writer, max int) *Codec {
 	return c
 }
 
+// keptReadBuffer is the largest read buffer a Codec keeps between frames:
+// a larger one, made for a large frame, is dropped at the next frame that
+// fits in this size.
+const keptReadBuffer = 1 << 20
+
 // Recv reads the next frame and returns its kind and body. The body is valid
 // until the next Recv. The body of every kind but Binary must be whole
 // msgpack values nesting at most 10000 deep, or Recv returns ErrMalformed
@@ -130,7 +135,9 @@ func (c *Codec) Recv() (Kind, []byte, error) {
 	if n == 0 {
 		return 0, nil, fmt.Errorf("%w: empty frame", ErrMalformed)
 	}
-	if cap(c.rbuf) < n {
+	if cap(c.rbuf) < n || cap(c.rbuf) > keptReadBuffer && n <= keptReadBuffer {
+		// Grow for a large frame; after one, shrink back for the next
+		// small one, so that one 60 MiB result does not stay allocated.
 		c.rbuf = make([]byte, n)
 	}
 	buf := c.rbuf[:n]

@@ -52,8 +52,16 @@ type node struct {
 // environment env added to this process's, and waits until it listens.
 func startNode(t *testing.T, bin string, env []string, args ...string) *node {
 	t.Helper()
+	return startNodeUnder(t, nil, bin, env, args...)
+}
+
+// startNodeUnder is startNode with poolworker run by the command wrap (such
+// as prlimit and its arguments).
+func startNodeUnder(t *testing.T, wrap []string, bin string, env []string, args ...string) *node {
+	t.Helper()
 	n := &node{done: make(chan struct{})}
-	n.cmd = exec.Command(bin, append([]string{"-log-format", "json", "-drain-timeout", "2s"}, args...)...)
+	argv := append(append(append([]string{}, wrap...), bin, "-log-format", "json", "-drain-timeout", "2s"), args...)
+	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Env = append(cleanEnv(), env...)
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pipe, err := n.cmd.StderrPipe()
