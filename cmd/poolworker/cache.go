@@ -277,9 +277,12 @@ func (s *server) receive(conn net.Conn, boot *wire.Codec, setup wire.Setup, path
 
 // copyPieces copies KindBinary frames from boot to w until the empty frame
 // that ends them, and returns the number of bytes copied. More than max
-// bytes is a *refusal.
+// bytes is a *refusal. So is a failure to write (a full disk): the rest of
+// the pieces is then read and dropped, so that the driver, which is still
+// sending, gets the refusal and its reason rather than a broken pipe.
 func copyPieces(w io.Writer, conn net.Conn, boot *wire.Codec, max int64) (int64, error) {
 	var n int64
+	var werr error
 	for {
 		conn.SetDeadline(time.Now().Add(pieceTimeout))
 		k, body, err := boot.Recv()
@@ -290,13 +293,16 @@ func copyPieces(w io.Writer, conn net.Conn, boot *wire.Codec, max int64) (int64,
 			return n, refuse("protocol error: expected Binary, got %s", k)
 		}
 		if len(body) == 0 {
+			if werr != nil {
+				return n, refuse("this node cannot store the executable: %v", werr)
+			}
 			return n, nil
 		}
 		if n += int64(len(body)); n > max {
 			return n, refuse("the executable sent is longer than the %d bytes Setup announced", max)
 		}
-		if _, err := w.Write(body); err != nil {
-			return n, refuse("this node cannot store the executable: %v", err)
+		if werr == nil {
+			_, werr = w.Write(body)
 		}
 	}
 }
