@@ -45,6 +45,7 @@ type wconn struct {
 	retiring bool
 	drained  bool // retiring because its member is drained
 	dead     bool
+	killedBy error         // why the driver closed it, if it did (ChunkTimeout)
 	closed   chan struct{} // closed when the connection is finished with
 }
 
@@ -203,8 +204,16 @@ func (w *wconn) serve() error {
 	w.p.logf(slog.LevelInfo, "worker connected", "worker", w.name, "capacity", w.capacity)
 	w.p.sched.add(w)
 	w.p.members.up()
+	if d := w.p.s.chunkTimeout; d > 0 {
+		go w.watchChunks(d)
+	}
 	err := w.read()
 	w.kill()
+	w.mu.Lock()
+	if w.killedBy != nil {
+		err = w.killedBy
+	}
+	w.mu.Unlock()
 	w.p.sched.remove(w)
 	silent := time.Since(time.Unix(0, w.lastRecv.Load()))
 	w.mu.Lock()
@@ -516,6 +525,38 @@ func (w *wconn) drain() {
 	w.mu.Unlock()
 	if idle {
 		w.kill()
+	}
+}
+
+// watchChunks closes the connection once a chunk has been in flight on it
+// for longer than d (cluster.ChunkTimeout), checking every d/4, until the
+// connection is finished with.
+func (w *wconn) watchChunks(d time.Duration) {
+	t := time.NewTicker(max(d/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-w.closed:
+			return
+		case now := <-t.C:
+			w.mu.Lock()
+			var oldest time.Time
+			for _, f := range w.inflight {
+				if oldest.IsZero() || f.sent.Before(oldest) {
+					oldest = f.sent
+				}
+			}
+			overdue := !oldest.IsZero() && now.Sub(oldest) > d
+			if overdue {
+				w.killedBy = fmt.Errorf("a chunk went unanswered for %v, over cluster.ChunkTimeout(%v), although the worker answered heartbeats",
+					now.Sub(oldest).Round(time.Millisecond), d)
+			}
+			w.mu.Unlock()
+			if overdue {
+				w.kill()
+				return
+			}
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ type settings struct {
 	heartbeat        time.Duration // keepalive interval
 	heartbeatTimeout time.Duration // a ping unanswered this long kills the connection
 	reconnectFor     time.Duration // how long a lost worker is retried before it is given up
+	chunkTimeout     time.Duration // a chunk unanswered this long takes its connection down; 0: never
 	maxFrame         int
 	log              *slog.Logger // nil: no logs
 }
@@ -170,6 +171,26 @@ func ReconnectFor(d time.Duration) pool.Option {
 			return fmt.Errorf("%w: cluster.ReconnectFor(%v): must be positive", pool.ErrConfig, d)
 		}
 		s.reconnectFor = d
+		return nil
+	})
+}
+
+// ChunkTimeout bounds how long a chunk may stay unanswered on a
+// connection, from when it is sent (its wait in the worker's queue
+// included) to its result. A connection holding a chunk older than d is
+// taken for stuck, as one that stops answering heartbeats is: it is
+// closed, and its chunks run again elsewhere, each up to [Retries] times,
+// after which the call fails with ErrWorkerLost naming ChunkTimeout. It is
+// for nodes that answer heartbeats but never results (a function that
+// hangs and ignores its context, a faulty node); choose d well above the
+// longest a chunk may take. Default: no limit. It costs a check every d/4
+// per connection.
+func ChunkTimeout(d time.Duration) pool.Option {
+	return opt(fmt.Sprintf("cluster.ChunkTimeout(%v)", d), func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: cluster.ChunkTimeout(%v): must be positive", pool.ErrConfig, d)
+		}
+		s.chunkTimeout = d
 		return nil
 	})
 }

@@ -109,7 +109,7 @@ func TestPlantedExecutable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close()
+			closeAtEnd(t, p)
 			mustMap(t, p, 100)
 			if _, err := os.Stat(marker); err == nil {
 				t.Fatal("the planted file was executed")
@@ -143,7 +143,7 @@ func TestRunAsUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	closeAtEnd(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	got, err := pool.Apply(ctx, p, uid, 0)

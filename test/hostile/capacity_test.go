@@ -85,7 +85,7 @@ func TestAbsurdCapacity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close()
+			closeAtEnd(t, p)
 			if w := p.Workers(); w != 2 {
 				t.Errorf("Workers() = %d, want the real node's 2", w)
 			}

@@ -70,7 +70,7 @@ func TestHeldConnections(t *testing.T) {
 				errs[i] = err
 				return
 			}
-			defer p.Close()
+			closeAtEnd(t, p)
 			mustMap(t, p, 200)
 		})
 	}

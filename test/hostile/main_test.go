@@ -172,3 +172,15 @@ func mustMap(t *testing.T, p *pool.Pool, n int) {
 		}
 	}
 }
+
+// closeAtEnd closes p when the test ends and waits for its workers to exit.
+func closeAtEnd(t *testing.T, p *pool.Pool) {
+	t.Cleanup(func() {
+		p.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Join(ctx); err != nil {
+			t.Errorf("Join: %v", err)
+		}
+	})
+}

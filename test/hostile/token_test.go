@@ -191,7 +191,7 @@ func TestWeakTokenHostsFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer p.Close()
+		closeAtEnd(t, p)
 		mustMap(t, p, 1000)
 	})
 }
