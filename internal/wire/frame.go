@@ -76,9 +76,10 @@ type Codec struct {
 	wbuf     sendBuf // frames encoded and not yet written
 	spare    sendBuf // the frames being written by the flusher
 	enc      *msgpack.Encoder
-	flushing bool  // a sender is writing; others just queue their frames
-	werr     error // the first write error; the stream is broken after it
-	start    int   // where the frame being encoded starts in wbuf
+	flushing bool      // a sender is writing; others just queue their frames
+	drained  sync.Cond // signalled when the flusher takes the queue, or fails
+	werr     error     // the first write error; the stream is broken after it
+	start    int       // where the frame being encoded starts in wbuf
 }
 
 // NewCodec returns a Codec on rw accepting frames up to max bytes
@@ -104,6 +105,7 @@ func NewUnbufferedCodec(rw io.ReadWriter, max int) *Codec {
 func newCodec(r io.Reader, w io.Writer, max int) *Codec {
 	max = int(min(uint64(max), math.MaxUint32)) // the length field is 32 bits
 	c := &Codec{max: max, r: r, w: w}
+	c.drained.L = &c.wmu
 	c.dec = msgpack.NewDecoder(&c.br)
 	c.enc = msgpack.NewEncoder(&c.wbuf)
 	c.enc.UseCompactInts(true)
@@ -213,9 +215,15 @@ func (c *Codec) SendRaw(k Kind, b []byte) error {
 // stream makes one system call for many messages and an idle one adds no
 // delay. A sender whose frame was queued returns nil at once; if the write
 // later fails, the stream is broken and every later Send returns that error.
+// The queue is bounded: while it holds maxQueued bytes or more, a sender
+// waits for the write in progress, so a peer that stops reading holds the
+// senders up rather than making them queue without end.
 func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	for c.flushing && len(c.wbuf.b) >= maxQueued && c.werr == nil {
+		c.drained.Wait()
+	}
 	if c.werr != nil {
 		return c.werr
 	}
@@ -245,6 +253,7 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 		// The encoder keeps writing into c.wbuf (its address does not
 		// change); the queued frames move to spare for writing.
 		c.wbuf, c.spare = c.spare, c.wbuf
+		c.drained.Broadcast()
 		c.wmu.Unlock()
 		_, err := c.w.Write(c.spare.b)
 		c.wmu.Lock()
@@ -255,8 +264,13 @@ func (c *Codec) SendFunc(k Kind, encode func(enc *msgpack.Encoder) error) error 
 		c.shrink()
 	}
 	c.flushing = false
+	c.drained.Broadcast() // the senders waiting on a write that failed
 	return c.werr
 }
+
+// maxQueued is the bytes of frames a Codec queues behind a write in
+// progress before its senders wait (one more frame may go over it).
+const maxQueued = 4 << 20
 
 // A TooLargeError is an item that alone exceeds the frame limit.
 type TooLargeError struct {
