@@ -157,7 +157,8 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 // symbolic link, and returns it if it is a regular file of this user's that
 // no other user may write, of setup's size and SHA-256 (hashed from the open
 // file). Otherwise it returns nil and why ("" if there is no file). Hashing
-// costs a read of the file: about 5 ms for a 10 MB executable.
+// costs a read of the file on every session's setup: 37-62 ms for a 16 MB
+// executable on the 2-core machine of the README's figures (265-445 MB/s).
 func openVerified(path string, setup wire.Setup) (*os.File, string) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if err != nil {
