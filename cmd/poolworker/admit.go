@@ -5,6 +5,7 @@ package main
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // Connections awaiting their handshake cost a file descriptor each and
@@ -35,7 +36,8 @@ type preAuthCount struct {
 	total, perSource int // limits
 	n                int // connections awaiting their handshake
 	bySource         map[string]int
-	seq              uint64 // arrivals, for the order of admission
+	seq              uint64    // arrivals, for the order of admission
+	warned           time.Time // when shedding was last logged: once a minute at most
 }
 
 // admission is a connection not yet handed over to a worker process.
@@ -79,6 +81,11 @@ func (s *server) admit(conn net.Conn) bool {
 			s.authEnded(oldest)
 			oldest.Close() // its handler's handshake fails, and it releases it
 			s.metrics.handshakeShed()
+			if now := time.Now(); now.Sub(c.warned) > time.Minute {
+				c.warned = now
+				s.log.Warn("too many connections awaiting their handshake: closing the oldest as new ones come (a flood? see mp_poolworker_handshake_failures_total{reason=\"shed\"})",
+					"limit", c.total, "per_address", c.perSource)
+			}
 		}
 	}
 	c.seq++

@@ -86,4 +86,7 @@ func TestHeldConnections(t *testing.T) {
 	if log := n.log(); strings.Contains(log, "too many open files") {
 		t.Errorf("poolworker ran out of descriptors:\n%s", log)
 	}
+	if log := n.log(); !strings.Contains(log, "too many connections awaiting their handshake") {
+		t.Errorf("poolworker did not say it shed connections:\n%s", log)
+	}
 }
