@@ -110,10 +110,8 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 	}
 	defer unlock()
 	path := filepath.Join(s.cfg.cacheDir, setup.SHA256)
-	if f, why := openVerified(path, setup); f != nil {
+	if f, why := s.openVerified(path, setup); f != nil {
 		log.Debug("executable is cached")
-		now := time.Now()
-		os.Chtimes(path, now, now) // its last use, for eviction
 		if err := checkRunnable(f); err != nil {
 			f.Close()
 			return nil, err
@@ -138,7 +136,7 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 	s.metrics.uploads.Inc()
 	log.Info("received the executable", "bytes", setup.Size, "duration", time.Since(start).Round(time.Millisecond))
 	s.evict()
-	f, why := openVerified(path, setup)
+	f, why := s.openVerified(path, setup)
 	if f == nil {
 		return nil, refuse("this node stored the executable but cannot read it back intact: %s", why)
 	}
@@ -156,10 +154,17 @@ func (s *server) ensureExecutable(conn net.Conn, boot *wire.Codec, setup wire.Se
 // openVerified opens the cached executable at path without following a
 // symbolic link, and returns it if it is a regular file of this user's that
 // no other user may write, of setup's size and SHA-256 (hashed from the open
-// file). Otherwise it returns nil and why ("" if there is no file). Hashing
-// costs a read of the file on every session's setup: 37-62 ms for a 16 MB
-// executable on the 2-core machine of the README's figures (265-445 MB/s).
-func openVerified(path string, setup wire.Setup) (*os.File, string) {
+// file). Otherwise it returns nil and why ("" if there is no file). It
+// marks the file used now (its modification time, for eviction).
+//
+// Hashing costs a read of the file: 37-62 ms for a 16 MB executable on the
+// 2-core machine of the README's figures (265-445 MB/s). So a file whose
+// hash was checked is remembered by its device, inode, size and
+// modification time (after the mark), and not hashed again while these
+// are unchanged: in a directory of mode 0700, in a file no other user may
+// write, only this user or root can change the bytes, and a write changes
+// the modification time.
+func (s *server) openVerified(path string, setup wire.Setup) (*os.File, string) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) {
@@ -168,33 +173,79 @@ func openVerified(path string, setup wire.Setup) (*os.File, string) {
 		return nil, fmt.Sprintf("cannot open it: %v (a symbolic link is never followed)", err)
 	}
 	f := os.NewFile(uintptr(fd), path)
-	why := verify(f, setup)
-	if why != "" {
+	fail := func(why string) (*os.File, string) {
 		f.Close()
+		s.mu.Lock()
+		delete(s.verified, setup.SHA256)
+		s.mu.Unlock()
 		return nil, why
 	}
+	info, why := checkFile(f, setup)
+	if why != "" {
+		return fail(why)
+	}
+	s.mu.Lock()
+	known := s.verified[setup.SHA256] == keyOf(info)
+	s.mu.Unlock()
+	if !known {
+		s.hashes.Add(1)
+		if why := checkHash(f, setup); why != "" {
+			return fail(why)
+		}
+	}
 	syscall.SetNonblock(fd, false)
+	now := syscall.NsecToTimeval(time.Now().UnixNano())
+	syscall.Futimes(fd, []syscall.Timeval{now, now}) // its last use, for eviction
+	if info, err := f.Stat(); err == nil {
+		s.mu.Lock()
+		s.verified[setup.SHA256] = keyOf(info)
+		s.mu.Unlock()
+	}
 	return f, ""
 }
 
-// verify says what is wrong with f as the executable setup describes, or "".
-func verify(f *os.File, setup wire.Setup) string {
+// fileKey identifies the content of a file this user owns: a write changes
+// its modification time, a replacement its inode.
+type fileKey struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64 // Unix nanoseconds
+}
+
+// keyOf returns info's fileKey.
+func keyOf(info os.FileInfo) fileKey {
+	k := fileKey{size: info.Size(), mtime: info.ModTime().UnixNano()}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		k.dev, k.ino = uint64(st.Dev), uint64(st.Ino)
+	}
+	return k
+}
+
+// checkFile says what is wrong with f, before its bytes, as the executable
+// setup describes, or "": it must be a regular file of this user's that no
+// other user may write, of setup's size.
+func checkFile(f *os.File, setup wire.Setup) (os.FileInfo, string) {
 	info, err := f.Stat()
 	if err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	if !info.Mode().IsRegular() {
-		return "not a regular file"
+		return nil, "not a regular file"
 	}
 	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Sprintf("owned by UID %d, not this user", st.Uid)
+		return nil, fmt.Sprintf("owned by UID %d, not this user", st.Uid)
 	}
 	if info.Mode().Perm()&0o022 != 0 {
-		return fmt.Sprintf("mode %#o: others may write it", info.Mode().Perm())
+		return nil, fmt.Sprintf("mode %#o: others may write it", info.Mode().Perm())
 	}
 	if info.Size() != setup.Size {
-		return fmt.Sprintf("%d bytes, not %d", info.Size(), setup.Size)
+		return nil, fmt.Sprintf("%d bytes, not %d", info.Size(), setup.Size)
 	}
+	return info, ""
+}
+
+// checkHash says whether f's SHA-256 is setup's: "" if so.
+func checkHash(f *os.File, setup wire.Setup) string {
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, setup.Size)); err != nil {
 		return err.Error()
@@ -387,6 +438,7 @@ func (s *server) evict() {
 		var err error
 		if !busy {
 			err = os.Remove(filepath.Join(s.cfg.cacheDir, e.name))
+			delete(s.verified, e.name)
 		}
 		s.mu.Unlock()
 		switch {

@@ -3,11 +3,18 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mpgo/mp/internal/wire"
 )
 
 // script returns an executable of exactly 1000 bytes that says it started
@@ -125,5 +132,43 @@ func TestHashLocksForget(t *testing.T) {
 	(<-got)()
 	if n := len(s.hashLocks); n != 0 {
 		t.Fatalf("%d upload locks left after 40,002 sessions ended, want 0", n)
+	}
+}
+
+// A cached executable is hashed once, not at every session, while its
+// inode, size and modification time stay; a change to its bytes (which
+// changes its modification time) is hashed again and refused.
+func TestVerifiedOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	if err := prepareCache(dir, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(config{cacheDir: dir}, nil)
+	content := []byte("#!/bin/sh\nexit 0\n")
+	sum := sha256.Sum256(content)
+	setup := wire.Setup{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
+	path := filepath.Join(dir, setup.SHA256)
+	if err := os.WriteFile(path, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		f, why := s.openVerified(path, setup)
+		if f == nil {
+			t.Fatalf("openVerified: %s", why)
+		}
+		f.Close()
+	}
+	if n := s.hashes.Load(); n != 1 {
+		t.Fatalf("hashed %d times in 3 sessions, want 1", n)
+	}
+	// The same size, other bytes, written in place.
+	if err := os.WriteFile(path, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if f, why := s.openVerified(path, setup); f != nil || !strings.Contains(why, "SHA-256") {
+		t.Fatalf("openVerified after the bytes changed: %v, %q; want a refusal naming the SHA-256", f, why)
+	}
+	if n := s.hashes.Load(); n != 2 {
+		t.Fatalf("hashed %d times, want 2: the change must be hashed", n)
 	}
 }

@@ -41,6 +41,7 @@ type server struct {
 	metrics  *metrics
 
 	uploads atomic.Int64 // executables received and stored
+	hashes  atomic.Int64 // cached files hashed (openVerified)
 
 	mu        sync.Mutex // guards the fields below, and starting children
 	closing   bool
@@ -51,6 +52,7 @@ type server struct {
 	children  map[int]*child            // worker processes running
 	hashLocks map[string]*hashLock      // one upload per executable at a time
 	inUse     map[string]int            // by SHA-256: sessions using each cached executable
+	verified  map[string]fileKey        // by SHA-256: cached files whose hash was checked (openVerified)
 	handlers  sync.WaitGroup            // connection handlers
 	reapers   sync.WaitGroup            // goroutines waiting for children
 }
@@ -69,6 +71,7 @@ func newServer(cfg config, log *slog.Logger) *server {
 		children:  map[int]*child{},
 		hashLocks: map[string]*hashLock{},
 		inUse:     map[string]int{},
+		verified:  map[string]fileKey{},
 	}
 	s.metrics = newMetrics(s.workerProcesses, s.cacheBytes)
 	return s
