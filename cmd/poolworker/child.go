@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/mpgo/mp/internal/secure"
 	"github.com/mpgo/mp/internal/tail"
 	"github.com/mpgo/mp/internal/wire"
 )
@@ -45,28 +45,36 @@ const startTimeout = 10 * time.Second
 var childEnvKeys = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOTRACEBACK", "GORACE"}
 
 // spawn starts the executable exe (open, its SHA-256 checked) with args as
-// a worker process that takes over conn, the driver's connection: the
-// process gets it as file descriptor 3 and says Ready itself. The file
-// executed is exe itself, through /proc/self/fd, not its path: a file put
-// in its place after the check is never run. A goroutine waits for the process and
-// logs its exit. spawn returns once the process has reached
-// cluster.WorkerMain (it says so on descriptor 4); if it exits before, or
-// does not reach it within startTimeout (it is then killed), spawn tells
-// the driver why, with the process's last lines of output, in an Error on
-// boot. After spawn returns, nothing may be written to conn here; the
-// caller closes its copy.
-func (s *server) spawn(conn net.Conn, boot *wire.Codec, exe *os.File, args []string, sha string, log *slog.Logger) error {
-	fc, ok := conn.(interface{ File() (*os.File, error) })
+// a worker process that takes over conn, the driver's channel: the process
+// gets its connection as file descriptor 3 and its transport state (keys
+// and nonces, never the token) on a pipe as descriptor 6, and says Ready
+// itself. The file executed is exe itself, through /proc/self/fd, not its
+// path: a file put in its place after the check is never run. A goroutine
+// waits for the process and logs its exit. spawn returns once the process
+// has reached cluster.WorkerMain (it says so on descriptor 4); if it exits
+// before, or does not reach it within startTimeout (it is then killed),
+// spawn tells the driver why, with the process's last lines of output, in
+// an Error on boot: the process wrote nothing on the channel then, so no
+// nonce is used twice. After spawn returns, nothing may be written to conn
+// here; the caller closes its copy.
+func (s *server) spawn(conn *secure.Conn, boot *wire.Codec, exe *os.File, args []string, sha string, log *slog.Logger) error {
+	fc, ok := conn.NetConn().(interface{ File() (*os.File, error) })
 	if !ok {
-		return refuse("this node cannot pass a %T to a worker process", conn)
+		return refuse("this node cannot pass a %T to a worker process", conn.NetConn())
 	}
+	send, recv, err := conn.State()
+	if err != nil {
+		return refuse("protocol error: %v", err)
+	}
+	state := secure.AppendState(nil, send, recv)
+	defer clear(state)
 	f, err := fc.File()
 	if err != nil {
 		return fmt.Errorf("duplicating the connection for the worker process: %w", err)
 	}
 	defer f.Close()
 	for attempt := 1; ; attempt++ {
-		c, err := s.startChild(exe, args, sha, f, log)
+		c, err := s.startChild(exe, args, sha, f, state, log)
 		if err == nil {
 			log.Info("worker process started", "pid", c.cmd.Process.Pid, "capacity", s.cfg.capacity)
 			if why := c.waitStarted(); why != "" {
@@ -91,9 +99,15 @@ func (s *server) spawn(conn net.Conn, boot *wire.Codec, exe *os.File, args []str
 // read-only descriptor of its own executable.
 const exeFD = 5
 
-// startChild starts one worker process on f and records it, unless the
-// server is shutting down. A goroutine reads its status pipe.
-func (s *server) startChild(exe *os.File, args []string, sha string, f *os.File, log *slog.Logger) (*child, error) {
+// startChild starts one worker process on f, with the transport state
+// state on a pipe (descriptor 6), and records it, unless the server is
+// shutting down. A goroutine reads its status pipe.
+func (s *server) startChild(exe *os.File, args []string, sha string, f *os.File, state []byte, log *slog.Logger) (*child, error) {
+	keys, err := keysPipe(state)
+	if err != nil {
+		return nil, err
+	}
+	defer keys.Close()
 	started, startedW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("a pipe for the worker process: %w", err)
@@ -103,7 +117,7 @@ func (s *server) startChild(exe *os.File, args []string, sha string, f *os.File,
 	cmd := exec.Command(fdDir+strconv.Itoa(exeFD), args...)
 	cmd.Args[0] = exe.Name() // its path in the cache, as os.Args[0]
 	cmd.Env = childEnv(s.cfg.capacity, s.cfg.user)
-	cmd.ExtraFiles = []*os.File{f, startedW, exe} // descriptors 3, 4 and exeFD
+	cmd.ExtraFiles = []*os.File{f, startedW, exe, keys} // descriptors 3, 4, exeFD and 6
 	cmd.Stdout = io.MultiWriter(s.childOut, out)
 	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = procAttr(s.cfg.user)
@@ -144,7 +158,26 @@ func childEnv(capacity int, u *runAs) []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	return append(env, "MP_WORKER=fd", "MP_WORKER_FD=3", "MP_WORKER_STARTED_FD=4", "MP_WORKER_CAPACITY="+strconv.Itoa(capacity))
+	return append(env, "MP_WORKER=fd", "MP_WORKER_FD=3", "MP_WORKER_STARTED_FD=4", "MP_WORKER_KEYS_FD=6", "MP_WORKER_CAPACITY="+strconv.Itoa(capacity))
+}
+
+// keysPipe returns the read end of a pipe that holds state and then ends:
+// the worker process reads its transport state there (spec.md, "Handover
+// to the worker process"). The state, 80 bytes, fits in the pipe's buffer.
+func keysPipe(state []byte) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("a pipe for the worker process's keys: %w", err)
+	}
+	_, err = w.Write(state)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("writing the worker process's keys: %w", err)
+	}
+	return r, nil
 }
 
 // readStatus reads c's status pipe: the byte that says c reached

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,24 +23,29 @@ import (
 	"github.com/mpgo/mp/internal/wire"
 )
 
+// auth is what the handshake proves this node with.
+func (c config) auth() wire.Auth { return wire.Auth{Token: c.token, Cert: c.cert, CA: c.ca} }
+
 // config is poolworker's configuration, from flags and the environment.
 type config struct {
-	listen       string        // address to listen on
-	connect      string        // driver address to dial instead (-connect); "": listen
-	giveUpAfter  time.Duration // -connect: exit once the driver is unreachable this long; 0: never
-	token        []byte        // shared secret; never empty
-	tokenFlag    bool          // the token came from -token on the command line (deprecated)
-	newToken     bool          // print a new token and exit
-	user         *runAs        // -user: run worker processes as this user; nil: as poolworker's
-	capacity     int           // chunks each worker process runs at once
-	cacheDir     string        // where received executables are kept
-	cacheMax     int64         // bytes of executables kept; least recently used ones go
-	maxBinary    int64         // largest executable accepted, in bytes
-	metrics      string        // host:port serving /metrics, /healthz, /readyz; "" for none
-	version      bool          // print the version and exit
-	logFormat    string        // "text" or "json"
-	logLevel     slog.Level    // least severe level logged
-	drainTimeout time.Duration // how long children get to finish on SIGTERM
+	listen       string           // address to listen on
+	connect      string           // driver address to dial instead (-connect); "": listen
+	giveUpAfter  time.Duration    // -connect: exit once the driver is unreachable this long; 0: never
+	token        []byte           // shared secret; never empty
+	tokenFlag    bool             // the token came from -token on the command line (deprecated)
+	cert         *tls.Certificate // -tls-cert and -tls-key; nil: none
+	ca           *x509.CertPool   // -tls-ca: verifies drivers' certificates
+	newToken     bool             // print a new token and exit
+	user         *runAs           // -user: run worker processes as this user; nil: as poolworker's
+	capacity     int              // chunks each worker process runs at once
+	cacheDir     string           // where received executables are kept
+	cacheMax     int64            // bytes of executables kept; least recently used ones go
+	maxBinary    int64            // largest executable accepted, in bytes
+	metrics      string           // host:port serving /metrics, /healthz, /readyz; "" for none
+	version      bool             // print the version and exit
+	logFormat    string           // "text" or "json"
+	logLevel     slog.Level       // least severe level logged
+	drainTimeout time.Duration    // how long children get to finish on SIGTERM
 }
 
 // Defaults.
@@ -74,6 +81,9 @@ var flagEnv = []struct{ flag, env string }{
 	{"drain-timeout", "POOLWORKER_DRAIN_TIMEOUT"},
 	{"metrics-listen", "POOLWORKER_METRICS_LISTEN"},
 	{"user", "POOLWORKER_USER"},
+	{"tls-cert", "POOLWORKER_TLS_CERT"},
+	{"tls-key", "POOLWORKER_TLS_KEY"},
+	{"tls-ca", "POOLWORKER_TLS_CA"},
 }
 
 // rawFlags holds the flags' values before they are checked.
@@ -82,6 +92,7 @@ type rawFlags struct {
 	cacheDir, cacheMax, maxBinary     string
 	logFormat, logLevel, metrics      string
 	user                              string
+	tlsCert, tlsKey, tlsCA            string
 	capacity                          int
 	drainTimeout, giveUpAfter         time.Duration
 	version, newToken                 bool
@@ -105,6 +116,9 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.cacheMax, "cache-max", "2GiB", "bytes of executables the cache keeps: past it, the least recently used ones\nno worker process runs are removed (same units as -max-binary)")
 	fs.StringVar(&r.maxBinary, "max-binary", "1GiB", "largest executable accepted: bytes, or with a suffix KiB, MiB or GiB")
 	fs.StringVar(&r.metrics, "metrics-listen", "", "`host:port` serving /healthz (live), /readyz (accepting drivers; 503 while\ndraining) and /metrics (Prometheus); off if empty")
+	fs.StringVar(&r.tlsCert, "tls-cert", "", "PEM `file` of this node's certificate (its chain after it), for CA-based mutual\nauthentication on top of the token: drivers then need MP_TLS_CERT, MP_TLS_KEY, MP_TLS_CA")
+	fs.StringVar(&r.tlsKey, "tls-key", "", "PEM `file` of the private key of -tls-cert")
+	fs.StringVar(&r.tlsCA, "tls-ca", "", "PEM `file` of the CA whose certificates (client auth) drivers must present")
 	fs.BoolVar(&r.version, "version", false, "print poolworker's version and exit")
 	fs.StringVar(&r.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&r.logLevel, "log-level", "info", "least severe level logged: debug, info, warn or error")
@@ -189,6 +203,14 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 		return cfg, err
 	}
 	cfg.tokenFlag = given["token"]
+	if r.tlsCert != "" || r.tlsKey != "" || r.tlsCA != "" {
+		if r.tlsCert == "" || r.tlsKey == "" || r.tlsCA == "" {
+			return cfg, configErr("-tls-cert, -tls-key and -tls-ca go together: got %q, %q, %q", r.tlsCert, r.tlsKey, r.tlsCA)
+		}
+		if cfg.cert, cfg.ca, err = wire.LoadCertificates(r.tlsCert, r.tlsKey, r.tlsCA); err != nil {
+			return cfg, configErr("-tls-cert, -tls-key, -tls-ca: %v", err)
+		}
+	}
 	if cfg.giveUpAfter < 0 {
 		return cfg, configErr("-give-up-after %v: must not be negative", cfg.giveUpAfter)
 	}

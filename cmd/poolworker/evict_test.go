@@ -78,7 +78,7 @@ func TestCacheEviction(t *testing.T) {
 	if _, err := held.install(d); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := readN(held.conn, 1); err != nil || got != "d" {
+	if got, err := readN(held.raw, 1); err != nil || got != "d" {
 		t.Fatalf("d wrote %q, %v", got, err)
 	}
 	holding = 1

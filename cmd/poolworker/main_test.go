@@ -246,8 +246,9 @@ func checkTriples(t *testing.T, p *pool.Pool, n int) {
 
 // client is a hand-made driver: it speaks the setup protocol step by step.
 type client struct {
-	conn net.Conn
+	conn net.Conn // the channel
 	boot *wire.Codec
+	raw  net.Conn // the TCP connection under it, where a test's shell-script worker process writes
 }
 
 // dial connects to addr and authenticates with token.
@@ -256,12 +257,13 @@ func dial(addr, token string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := wire.DriverHandshake(conn, []byte(token), 5*time.Second); err != nil {
+	sc, err := wire.DriverHandshake(conn, wire.Auth{Token: []byte(token)}, 5*time.Second)
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	return &client{conn, wire.NewUnbufferedCodec(conn, 0)}, nil
+	return &client{sc, wire.NewUnbufferedCodec(sc, 0), conn}, nil
 }
 
 // mustDial is dial for the test's goroutine.
@@ -330,10 +332,11 @@ func (c *client) install(exe []byte) (uploaded bool, err error) {
 	return true, err
 }
 
-// readAll reads what the peer sends until it closes the connection.
+// readAll reads what the worker process (a shell script, which cannot
+// speak the channel) writes in clear on the connection until it closes it.
 func (c *client) readAll() (string, error) {
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := io.ReadAll(c.conn)
+	c.raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c.raw)
 	return string(b), err
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mpgo/mp/internal/secure"
 	"github.com/mpgo/mp/internal/wire"
 )
 
@@ -176,17 +177,19 @@ func (s *server) handle(conn net.Conn) {
 	defer s.handlers.Done()
 	defer s.release(conn)
 	log := s.log.With("remote", conn.RemoteAddr().String())
-	if err := wire.WorkerHandshake(conn, s.cfg.token, wire.DefaultHandshakeTimeout); err != nil {
+	sc, err := wire.WorkerHandshake(conn, s.cfg.auth(), wire.DefaultHandshakeTimeout)
+	if err != nil {
 		s.metrics.handshakeFailed(err)
 		log.Log(context.Background(), handshakeLevel(err), "handshake failed", "err", err)
 		return
 	}
 	s.handshakeDone(conn) // (after a failure, release does it)
 	// The session lasts until setUp fails here, or until the worker
-	// process that takes it over exits (reap).
+	// process that takes it over exits (reap). Everything from here
+	// crosses the encrypted channel sc.
 	s.metrics.sessions.Inc()
-	boot := wire.NewUnbufferedCodec(conn, bootMaxFrame)
-	err := s.setUp(conn, boot, log)
+	boot := wire.NewUnbufferedCodec(sc, bootMaxFrame)
+	err = s.setUp(sc, boot, log)
 	if err != nil {
 		s.metrics.sessions.Dec()
 	}
@@ -196,7 +199,7 @@ func (s *server) handle(conn net.Conn) {
 	case errors.As(err, &r):
 		s.metrics.refusals.Inc()
 		log.Warn("refused the driver", "reason", r.msg)
-		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		sc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		boot.Send(wire.KindSetupReply, wire.SetupReply{Error: r.msg})
 	default:
 		log.Info("connection failed before its worker started", "err", err)
@@ -216,7 +219,7 @@ func handshakeLevel(err error) slog.Level {
 // setUp reads the driver's Setup, gets the executable and starts a worker
 // process on conn. An error is a *refusal to tell the driver, or a failure
 // of the connection.
-func (s *server) setUp(conn net.Conn, boot *wire.Codec, log *slog.Logger) error {
+func (s *server) setUp(conn *secure.Conn, boot *wire.Codec, log *slog.Logger) error {
 	conn.SetDeadline(time.Now().Add(setupTimeout))
 	setup, err := recvSetup(boot)
 	if err != nil {

@@ -167,12 +167,12 @@ func TestBadClients(t *testing.T) {
 			conn.Close()
 		}},
 		{"oversized frame", func(t *testing.T, conn net.Conn) {
-			handshake(t, conn)
+			conn = handshake(t, conn)
 			conn.Write([]byte{0xff, 0xff, 0xff, 0xff, byte(wire.KindSetup), 1, 2, 3})
 		}},
 		{"huge binary piece", func(t *testing.T, conn net.Conn) {
-			handshake(t, conn)
-			c := &client{conn, wire.NewUnbufferedCodec(conn, 0)}
+			conn = handshake(t, conn)
+			c := &client{conn, wire.NewUnbufferedCodec(conn, 0), nil}
 			exe := bytes.Repeat([]byte{1}, 3<<20)
 			if r, err := c.setup(setupFor(exe)); err != nil || !r.NeedBinary {
 				t.Fatalf("setup: %+v, %v", r, err)
@@ -180,24 +180,24 @@ func TestBadClients(t *testing.T) {
 			c.sendBinary(exe, 2<<20)
 		}},
 		{"empty frame", func(t *testing.T, conn net.Conn) {
-			handshake(t, conn)
+			conn = handshake(t, conn)
 			conn.Write([]byte{0, 0, 0, 0})
 		}},
 		{"unknown kind", func(t *testing.T, conn net.Conn) {
-			handshake(t, conn)
+			conn = handshake(t, conn)
 			conn.Write([]byte{0, 0, 0, 1, 200})
 		}},
 		{"Binary before Setup", func(t *testing.T, conn net.Conn) {
-			handshake(t, conn)
-			c := &client{conn, wire.NewUnbufferedCodec(conn, 0)}
+			conn = handshake(t, conn)
+			c := &client{conn, wire.NewUnbufferedCodec(conn, 0), nil}
 			c.boot.SendRaw(wire.KindBinary, []byte("x"))
 			if r, err := c.reply(); err != nil || !strings.Contains(r.Error, "expected Setup") {
 				t.Errorf("reply %+v, %v: want a protocol error", r, err)
 			}
 		}},
 		{"Setup not msgpack", func(t *testing.T, conn net.Conn) {
-			handshake(t, conn)
-			c := &client{conn, wire.NewUnbufferedCodec(conn, 0)}
+			conn = handshake(t, conn)
+			c := &client{conn, wire.NewUnbufferedCodec(conn, 0), nil}
 			c.boot.SendRaw(wire.KindSetup, []byte{0xc1, 0xc1})
 			if r, err := c.reply(); err != nil || !strings.Contains(r.Error, "protocol error") {
 				t.Errorf("reply %+v, %v: want a protocol error", r, err)
@@ -228,12 +228,15 @@ func TestBadClients(t *testing.T) {
 	}
 }
 
-// handshake authenticates conn as a driver with testToken.
-func handshake(t *testing.T, conn net.Conn) {
+// handshake authenticates conn as a driver with testToken and returns the
+// channel on it.
+func handshake(t *testing.T, conn net.Conn) net.Conn {
 	t.Helper()
-	if err := wire.DriverHandshake(conn, []byte(testToken), 5*time.Second); err != nil {
+	sc, err := wire.DriverHandshake(conn, wire.Auth{Token: []byte(testToken)}, 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return sc
 }
 
 // The connection reaches the worker process as descriptor 3, with the
@@ -245,8 +248,10 @@ func TestHandover(t *testing.T) {
 	s := startServer(t, nil)
 	// A worker process says on descriptor 4 that it started, as
 	// cluster.WorkerMain does.
-	exe := []byte("#!/bin/sh\nprintf . >&4; exec 4>&-\nprintf '%s %s %s %s %s' \"$MP_WORKER\" \"$MP_WORKER_FD\" \"$MP_WORKER_CAPACITY\" \"${MP_TOKEN-unset}\" \"$*\" >&3\n")
-	const want = "fd 3 2 unset "
+	// It finds the channel's transport state, 80 bytes, on descriptor 5
+	// (spec.md, "Handover to the worker process").
+	exe := []byte("#!/bin/sh\nprintf . >&4; exec 4>&-\nprintf '%s %s %s %s %s %s %s' \"$MP_WORKER\" \"$MP_WORKER_FD\" \"$MP_WORKER_CAPACITY\" \"${MP_TOKEN-unset}\" \"$MP_WORKER_KEYS_FD\" $(wc -c <&6 | tr -d ' ') \"$*\" >&3\n")
+	const want = "fd 3 2 unset 6 80 "
 	c := mustDial(t, s.addr)
 	if uploaded, err := c.install(exe); err != nil || !uploaded {
 		t.Fatalf("install: uploaded %v, %v", uploaded, err)
@@ -380,7 +385,7 @@ func TestShutdown(t *testing.T) {
 	if _, err := c2.install(ignores); err != nil {
 		t.Fatal(err)
 	}
-	line, err := readLine(c2.conn)
+	line, err := readLine(c2.raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,45 +4,60 @@
 // poolworker daemon). spec.md beside this file describes it byte by byte.
 //
 // Nothing a peer sends is decoded as msgpack before that peer has proved it
-// holds the shared token: the handshake uses fixed-size binary records.
+// holds the shared token: the handshake uses small binary records and a
+// Noise handshake (package internal/secure), and everything after it
+// crosses in records only the two ends can open.
 package wire
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"time"
+
+	"github.com/mpgo/mp/internal/secure"
 )
 
 // Version is the protocol version. Peers with different versions refuse to
 // talk, with ErrVersion.
-const Version = 1
+const Version = 2
 
 const (
-	magic    = "MPGO"
-	nonceLen = 32
-	macLen   = sha256.Size
-	// helloLen is magic, version, status, nonce.
-	helloLen = 4 + 2 + 2 + nonceLen
-	// proofLen is hello plus a MAC.
-	proofLen = helloLen + macLen
+	magic = "MPGO"
+	// headerLen is magic, version, status.
+	headerLen = 4 + 2 + 2
+	// helloLen is the worker's hello: header, flags, 31 reserved bytes.
+	helloLen = 40
+	// msgHeaderLen is a message's header and its u16 length.
+	msgHeaderLen = headerLen + 2
+	// versionRecordLen is a version record: header and 64 zero bytes, the
+	// size of a version-1 proof, so that a version-1 peer reads it whole.
+	versionRecordLen = 72
+	// pskInfo is the HKDF label of the pre-shared key.
+	pskInfo = "mp v2 noise psk"
 )
 
-// Handshake status codes, sent by the worker in its proof.
+// Handshake status codes.
 const (
 	statusOK      = 0
 	statusAuth    = 1
 	statusVersion = 2
 )
 
+// Hello flags.
+const (
+	flagCertRequired = 0x01
+	knownFlags       = flagCertRequired
+)
+
 var (
-	// ErrAuth means the peer does not hold the same token.
+	// ErrAuth means the peer does not hold the same token (or, with
+	// certificates, has none the CA signed), or the connection was
+	// tampered with.
 	ErrAuth = errors.New("mp: authentication failed: the token does not match the peer's (check MP_TOKEN)")
 	// ErrVersion means the peer speaks another protocol version.
 	ErrVersion = errors.New("mp: protocol version mismatch")
@@ -53,133 +68,237 @@ var (
 // DefaultHandshakeTimeout bounds a handshake.
 const DefaultHandshakeTimeout = 10 * time.Second
 
-func mac(token []byte, label string, a, b []byte) []byte {
-	h := hmac.New(sha256.New, token)
-	h.Write([]byte(label))
-	h.Write(a)
-	h.Write(b)
-	return h.Sum(nil)
+// Auth is what a side of the handshake proves itself with, and checks the
+// peer against.
+type Auth struct {
+	// Token is the shared secret. It may be empty (both ends must agree),
+	// which protects nothing unless Cert is set.
+	Token []byte
+	// Cert, if set, is this side's certificate chain and private key (a
+	// crypto.Signer: ECDSA, Ed25519 or RSA). The peer must then present a
+	// certificate too.
+	Cert *tls.Certificate
+	// CA verifies the peer's certificate; required with Cert.
+	CA *x509.CertPool
 }
 
-func putHeader(b []byte, status uint16, nonce []byte) {
+func putHeader(b []byte, status uint16) {
 	copy(b, magic)
 	binary.BigEndian.PutUint16(b[4:], Version)
 	binary.BigEndian.PutUint16(b[6:], status)
-	copy(b[8:8+nonceLen], nonce)
 }
 
 // parseHeader checks a record's magic and version.
-func parseHeader(b []byte) (status uint16, nonce []byte, err error) {
+func parseHeader(b []byte) (status uint16, err error) {
 	if string(b[:4]) != magic {
-		return 0, nil, ErrNotMP
+		return 0, ErrNotMP
 	}
 	if v := binary.BigEndian.Uint16(b[4:]); v != Version {
-		return 0, nil, fmt.Errorf("%w: peer speaks version %d, this program %d; run the same mp version on both ends", ErrVersion, v, Version)
+		return 0, versionErr(v)
 	}
-	return binary.BigEndian.Uint16(b[6:]), b[8 : 8+nonceLen], nil
+	return binary.BigEndian.Uint16(b[6:]), nil
 }
 
-func newNonce() []byte {
-	n := make([]byte, nonceLen)
-	if _, err := rand.Read(n); err != nil {
-		panic("mp: crypto/rand failed: " + err.Error())
-	}
-	return n
+func versionErr(peer uint16) error {
+	return fmt.Errorf("%w: peer speaks version %d, this program %d; run the same mp version on both ends", ErrVersion, peer, Version)
 }
 
-// DriverHandshake authenticates conn from the driver's side: the driver
-// proves first that it holds token, then checks the worker's proof. The
-// token never crosses the wire; each side sends an HMAC-SHA256 of fresh
-// nonces. It sets and clears a deadline of timeout on conn.
-func DriverHandshake(conn net.Conn, token []byte, timeout time.Duration) error {
+func versionRecord() []byte {
+	rec := make([]byte, versionRecordLen)
+	putHeader(rec, statusVersion)
+	return rec
+}
+
+// message returns a handshake message record around a Noise message.
+func message(status uint16, noise []byte) []byte {
+	b := make([]byte, msgHeaderLen, msgHeaderLen+len(noise))
+	putHeader(b, status)
+	binary.BigEndian.PutUint16(b[headerLen:], uint16(len(noise)))
+	return append(b, noise...)
+}
+
+// readMessage reads a message record's header and its Noise message.
+func readMessage(conn net.Conn) (status uint16, noise []byte, err error) {
+	var hdr [msgHeaderLen]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	if status, err = parseHeader(hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint16(hdr[headerLen:])
+	noise = make([]byte, n)
+	if _, err := io.ReadFull(conn, noise); err != nil {
+		return 0, nil, fmt.Errorf("mp: handshake: reading a message: %w", err)
+	}
+	return status, noise, nil
+}
+
+// DriverHandshake authenticates conn from the driver's side (spec.md,
+// "Handshake and secure channel") and returns the channel on it: every
+// byte written to or read from the returned Conn is sealed. The token
+// never crosses the wire. It sets and clears a deadline of timeout on conn.
+// On an error the caller closes conn.
+func DriverHandshake(conn net.Conn, auth Auth, timeout time.Duration) (*secure.Conn, error) {
 	conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	hello := make([]byte, helloLen)
 	if _, err := io.ReadFull(conn, hello); err != nil {
-		return fmt.Errorf("mp: handshake: reading worker hello: %w", err)
+		return nil, fmt.Errorf("mp: handshake: reading worker hello: %w", err)
 	}
-	_, nonceW, err := parseHeader(hello)
-	if err != nil {
-		// Tell the worker why, as far as it can read it.
-		rec := make([]byte, proofLen)
-		putHeader(rec, statusVersion, nil)
+	if _, err := parseHeader(hello); err != nil {
 		if errors.Is(err, ErrVersion) {
-			conn.Write(rec)
+			conn.Write(versionRecord()) // tell the worker why
 		}
-		return err
+		return nil, err
 	}
-	nonceD := newNonce()
-	proof := make([]byte, proofLen)
-	putHeader(proof, statusOK, nonceD)
-	copy(proof[helloLen:], mac(token, "mp driver proof", nonceW, nonceD))
-	if _, err := conn.Write(proof); err != nil {
-		return fmt.Errorf("mp: handshake: %w", err)
+	flags := hello[headerLen]
+	if flags&^knownFlags != 0 {
+		return nil, fmt.Errorf("%w: unknown hello flags %#x", ErrNotMP, flags)
 	}
-	reply := make([]byte, proofLen)
-	if _, err := io.ReadFull(conn, reply); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("%w (the worker closed the connection)", ErrAuth)
-		}
-		return fmt.Errorf("mp: handshake: reading worker proof: %w", err)
+	certRequired := flags&flagCertRequired != 0
+	if certRequired && auth.Cert == nil {
+		return nil, fmt.Errorf("%w: the poolworker requires a certificate signed by its CA: set MP_TLS_CERT, MP_TLS_KEY and MP_TLS_CA (or cluster.TLS)", ErrAuth)
 	}
-	status, _, err := parseHeader(reply)
+	if !certRequired && auth.Cert != nil {
+		return nil, fmt.Errorf("%w: this driver requires a certificate (MP_TLS_CA), and the poolworker has none: start it with -tls-cert, -tls-key and -tls-ca", ErrAuth)
+	}
+	var dhdr [headerLen]byte
+	putHeader(dhdr[:], statusOK)
+	hs := secure.NewHandshake(true, secure.PSK(auth.Token, pskInfo), append(hello, dhdr[:]...), nil)
+	m1, err := hs.WriteMessage1(nil, nil)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if _, err := conn.Write(message(statusOK, m1)); err != nil {
+		return nil, fmt.Errorf("mp: handshake: %w", err)
+	}
+	status, m2, err := readMessage(conn)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w (the worker closed the connection)", ErrAuth)
+		}
+		if errors.Is(err, ErrNotMP) || errors.Is(err, ErrVersion) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("mp: handshake: reading worker message: %w", err)
 	}
 	switch status {
 	case statusOK:
 	case statusAuth:
-		return fmt.Errorf("%w (the worker rejected the driver's proof)", ErrAuth)
+		return nil, fmt.Errorf("%w (the worker could not authenticate this driver)", ErrAuth)
 	case statusVersion:
-		return ErrVersion
+		return nil, ErrVersion
 	default:
-		return fmt.Errorf("%w: unknown handshake status %d", ErrNotMP, status)
+		return nil, fmt.Errorf("%w: unknown handshake status %d", ErrNotMP, status)
 	}
-	if !hmac.Equal(reply[helloLen:], mac(token, "mp worker proof", nonceD, nonceW)) {
-		return fmt.Errorf("%w (the worker could not prove the token)", ErrAuth)
+	payload, h, send, recv, err := hs.ReadMessage2(m2)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the worker could not prove the token, or the connection was tampered with)", ErrAuth)
 	}
-	return nil
+	sc := secure.NewConn(conn, send, recv)
+	if auth.Cert == nil {
+		if len(payload) != 0 {
+			return nil, fmt.Errorf("%w: a payload in message 2 without certificates", ErrNotMP)
+		}
+		return sc, nil
+	}
+	if err := verifyProof(payload, labelWorker, h, auth.CA, x509.ExtKeyUsageServerAuth); err != nil {
+		return nil, fmt.Errorf("%w: the poolworker's certificate: %v", ErrAuth, err)
+	}
+	proof, err := makeProof(auth.Cert, labelDriver, hs.Hash())
+	if err != nil {
+		return nil, err
+	}
+	if err := writeBlock(sc, proof); err != nil {
+		return nil, fmt.Errorf("mp: handshake: %w", err)
+	}
+	verdict, err := readBlock(sc)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w (the worker closed the connection after this driver's certificate)", ErrAuth)
+		}
+		return nil, fmt.Errorf("mp: handshake: %w", err)
+	}
+	if len(verdict) != 0 {
+		return nil, fmt.Errorf("%w: the poolworker refused this driver's certificate: %s", ErrAuth, verdict)
+	}
+	return sc, nil
 }
 
-// WorkerHandshake authenticates conn from the worker's side: it sends a
-// fresh nonce, checks the driver's proof, and answers with its own. On a
-// wrong proof it tells the driver so and returns ErrAuth; the caller should
-// close conn. It reads exactly one fixed-size record from the peer.
-func WorkerHandshake(conn net.Conn, token []byte, timeout time.Duration) error {
+// WorkerHandshake authenticates conn from the worker's side and returns
+// the channel on it. On a wrong token it tells the driver so and returns
+// ErrAuth; the caller should close conn. It reads from conn only what the
+// handshake holds, so that the channel can be handed over after it.
+func WorkerHandshake(conn net.Conn, auth Auth, timeout time.Duration) (*secure.Conn, error) {
 	conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
-	nonceW := newNonce()
 	hello := make([]byte, helloLen)
-	putHeader(hello, statusOK, nonceW)
+	putHeader(hello, statusOK)
+	if auth.Cert != nil {
+		hello[headerLen] = flagCertRequired
+	}
 	if _, err := conn.Write(hello); err != nil {
-		return fmt.Errorf("mp: handshake: %w", err)
+		return nil, fmt.Errorf("mp: handshake: %w", err)
 	}
-	proof := make([]byte, proofLen)
-	if _, err := io.ReadFull(conn, proof); err != nil {
-		return fmt.Errorf("mp: handshake: reading driver proof: %w", err)
+	var hdr [msgHeaderLen]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return nil, fmt.Errorf("mp: handshake: reading the driver's message: %w", err)
 	}
-	status, nonceD, err := parseHeader(proof)
-	reply := make([]byte, proofLen)
-	switch {
-	case errors.Is(err, ErrVersion):
-		putHeader(reply, statusVersion, nil)
-		conn.Write(reply)
-		return err
-	case err != nil:
-		return err
-	case status != statusOK:
-		return fmt.Errorf("%w: the driver refused the worker (status %d)", ErrVersion, status)
+	if string(hdr[:4]) != magic {
+		return nil, ErrNotMP
 	}
-	nonceD = bytes.Clone(nonceD)
-	if !hmac.Equal(proof[helloLen:], mac(token, "mp driver proof", nonceW, nonceD)) {
-		putHeader(reply, statusAuth, nil)
-		conn.Write(reply)
-		return fmt.Errorf("%w (the driver could not prove the token)", ErrAuth)
+	if v := binary.BigEndian.Uint16(hdr[4:]); v != Version {
+		if binary.BigEndian.Uint16(hdr[6:]) != statusVersion {
+			conn.Write(versionRecord())
+		}
+		return nil, versionErr(v)
 	}
-	putHeader(reply, statusOK, nil)
-	copy(reply[helloLen:], mac(token, "mp worker proof", nonceD, nonceW))
-	if _, err := conn.Write(reply); err != nil {
-		return fmt.Errorf("mp: handshake: %w", err)
+	if status := binary.BigEndian.Uint16(hdr[6:]); status != statusOK {
+		return nil, fmt.Errorf("%w: the driver refused the worker (status %d)", ErrVersion, status)
 	}
-	return nil
+	m1 := make([]byte, binary.BigEndian.Uint16(hdr[headerLen:]))
+	if _, err := io.ReadFull(conn, m1); err != nil {
+		return nil, fmt.Errorf("mp: handshake: reading the driver's message: %w", err)
+	}
+	hs := secure.NewHandshake(false, secure.PSK(auth.Token, pskInfo), append(hello, hdr[:headerLen]...), nil)
+	payload, err := hs.ReadMessage1(m1)
+	if err != nil {
+		conn.Write(message(statusAuth, nil))
+		return nil, fmt.Errorf("%w (the driver could not prove the token)", ErrAuth)
+	}
+	if len(payload) != 0 {
+		return nil, fmt.Errorf("%w: a payload in message 1", ErrNotMP)
+	}
+	var sign func(h []byte) ([]byte, error)
+	if auth.Cert != nil {
+		sign = func(h []byte) ([]byte, error) { return makeProof(auth.Cert, labelWorker, h) }
+	}
+	m2, send, recv, err := hs.WriteMessage2(nil, sign)
+	if err != nil {
+		conn.Write(message(statusAuth, nil))
+		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
+	}
+	if _, err := conn.Write(message(statusOK, m2)); err != nil {
+		return nil, fmt.Errorf("mp: handshake: %w", err)
+	}
+	sc := secure.NewConn(conn, send, recv)
+	if auth.Cert == nil {
+		return sc, nil
+	}
+	proof, err := readBlock(sc)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w (the driver closed the connection: it did not accept this node's certificate, or has none)", ErrAuth)
+		}
+		return nil, fmt.Errorf("mp: handshake: reading the driver's certificate: %w", err)
+	}
+	if err := verifyProof(proof, labelDriver, hs.Hash(), auth.CA, x509.ExtKeyUsageClientAuth); err != nil {
+		writeBlock(sc, []byte(err.Error()))
+		return nil, fmt.Errorf("%w: the driver's certificate: %v", ErrAuth, err)
+	}
+	if err := writeBlock(sc, nil); err != nil {
+		return nil, fmt.Errorf("mp: handshake: %w", err)
+	}
+	return sc, nil
 }

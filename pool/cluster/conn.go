@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"github.com/mpgo/mp/internal/codec"
 	"github.com/mpgo/mp/internal/objects"
+	"github.com/mpgo/mp/internal/secure"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 )
@@ -160,6 +161,9 @@ func (p *driver) startConn(conn net.Conn, boot *wire.Codec, name string, readyWi
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
+	if sc, ok := conn.(*secure.Conn); ok {
+		sc.ReadAhead() // it stays with this process from here
+	}
 	sess, err := yamux.Client(&frameConn{Conn: conn}, yamuxConfig(s.heartbeat, s.heartbeatTimeout))
 	if err != nil {
 		return nil, err

@@ -223,7 +223,9 @@ func (p *driver) spawn(m *member) (*wconn, error) {
 		<-ch
 		return fail(fmt.Errorf("worker process %d %s", cmd.Process.Pid, exitedEarly(waitErr, out)))
 	}
-	if err := wire.DriverHandshake(conn, []byte(p.token), wire.DefaultHandshakeTimeout); err != nil {
+	// An embedded worker keeps the plain connection after the handshake
+	// (spec.md, "Which connections are encrypted").
+	if _, err := wire.DriverHandshake(conn, wire.Auth{Token: []byte(p.token)}, wire.DefaultHandshakeTimeout); err != nil {
 		conn.Close()
 		return fail(err)
 	}
@@ -254,8 +256,12 @@ func (p *driver) dial(m *member) (*wconn, error) {
 	return w, nil
 }
 
-func (p *driver) setupRemote(conn net.Conn, addr string) (*wconn, error) {
-	if err := wire.DriverHandshake(conn, []byte(p.s.token), wire.DefaultHandshakeTimeout); err != nil {
+// setupRemote authenticates raw from the driver's side, has the poolworker
+// (or dialled-in worker) at addr run this program, and starts the session.
+// Everything after the handshake crosses the encrypted channel it sets up.
+func (p *driver) setupRemote(raw net.Conn, addr string) (*wconn, error) {
+	conn, err := wire.DriverHandshake(raw, p.s.auth, wire.DefaultHandshakeTimeout)
+	if err != nil {
 		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
 	}
 	sum, size, err := exeDigest(p.exe)

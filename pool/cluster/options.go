@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mpgo/mp/internal/token"
+	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 )
 
@@ -31,6 +32,9 @@ type settings struct {
 	minMembers       int           // members New waits for
 	startTimeout     time.Duration // how long New waits for them
 	token            string        // shared token for poolworkers
+	tlsCert, tlsKey  string        // files of this driver's certificate and key; "": none
+	tlsCA            string        // file of the CA that signs poolworkers' certificates
+	auth             wire.Auth     // token and certificates, as the handshake takes them
 	retries          int           // re-runs of a lost chunk
 	heartbeat        time.Duration // keepalive interval
 	heartbeatTimeout time.Duration // a ping unanswered this long kills the connection
@@ -133,6 +137,39 @@ func Token(token string) pool.Option {
 		s.token = token
 		return nil
 	})
+}
+
+// TLS adds CA-based mutual authentication to the token's (spec.md,
+// "Certificates"): this driver proves it holds the key of the certificate in
+// certFile (PEM, its chain after it) with keyFile, and accepts only
+// poolworkers whose certificate caFile's CA signed for server auth. The
+// poolworkers must run with -tls-cert, -tls-key and -tls-ca. The files are
+// read once, by New. Without this option, MP_TLS_CERT, MP_TLS_KEY and
+// MP_TLS_CA are used if set. It costs one signature and one verification
+// per connection; nothing per task.
+func TLS(certFile, keyFile, caFile string) pool.Option {
+	return opt(fmt.Sprintf("cluster.TLS(%q, %q, %q)", certFile, keyFile, caFile), func(s *settings) error {
+		s.tlsCert, s.tlsKey, s.tlsCA = certFile, keyFile, caFile
+		return nil
+	})
+}
+
+// loadAuth builds what the handshake proves with from the token and the
+// certificate files, naming the file or setting at fault.
+func (s *settings) loadAuth() error {
+	s.auth = wire.Auth{Token: []byte(s.token)}
+	if s.tlsCert == "" && s.tlsKey == "" && s.tlsCA == "" {
+		return nil
+	}
+	if s.tlsCert == "" || s.tlsKey == "" || s.tlsCA == "" {
+		return fmt.Errorf("%w: certificates (cluster.TLS or MP_TLS_CERT, MP_TLS_KEY, MP_TLS_CA): all three files are needed, got cert %q, key %q, CA %q", pool.ErrConfig, s.tlsCert, s.tlsKey, s.tlsCA)
+	}
+	cert, ca, err := wire.LoadCertificates(s.tlsCert, s.tlsKey, s.tlsCA)
+	if err != nil {
+		return fmt.Errorf("%w: cluster.TLS or MP_TLS_CERT, MP_TLS_KEY, MP_TLS_CA: %v", pool.ErrConfig, err)
+	}
+	s.auth.Cert, s.auth.CA = cert, ca
+	return nil
 }
 
 // Retries sets how many times a chunk lost with its worker (killed, or gone
@@ -241,6 +278,9 @@ func newSettings(cfg *backend.Config) (settings, error) {
 		minMembers:       1,
 		startTimeout:     DefaultStartTimeout,
 		token:            os.Getenv("MP_TOKEN"),
+		tlsCert:          os.Getenv("MP_TLS_CERT"),
+		tlsKey:           os.Getenv("MP_TLS_KEY"),
+		tlsCA:            os.Getenv("MP_TLS_CA"),
 		listen:           strings.TrimSpace(os.Getenv("MP_LISTEN")),
 	}
 	if env := strings.TrimSpace(os.Getenv("MP_ADDRESS")); env != "" {
@@ -271,6 +311,9 @@ func newSettings(cfg *backend.Config) (settings, error) {
 		if _, _, err := net.SplitHostPort(s.listen); err != nil {
 			return s, fmt.Errorf("%w: listen address %q (cluster.Listen or MP_LISTEN): want host:port (%v)", pool.ErrConfig, s.listen, err)
 		}
+	}
+	if err := s.loadAuth(); err != nil {
+		return s, err
 	}
 	return s, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"github.com/mpgo/mp/internal/codec"
 	"github.com/mpgo/mp/internal/objects"
+	"github.com/mpgo/mp/internal/secure"
 	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 	"github.com/vmihailenco/msgpack/v5"
@@ -33,6 +34,7 @@ const (
 	envFD       = "MP_WORKER_FD"         // fd: the connection's file descriptor
 	envCapacity = "MP_WORKER_CAPACITY"   // chunks run at once
 	envStarted  = "MP_WORKER_STARTED_FD" // fd: a pipe on which to say WorkerMain was reached
+	envKeys     = "MP_WORKER_KEYS_FD"    // fd: a pipe holding the channel's transport state
 )
 
 // stuckGrace is how long a worker whose driver is gone waits for running
@@ -60,7 +62,7 @@ func WorkerMain() {
 	if mode == "" {
 		return
 	}
-	for _, k := range []string{envMode, envAddr, envToken, envFD, envCapacity, envStarted} {
+	for _, k := range []string{envMode, envAddr, envToken, envFD, envCapacity, envStarted, envKeys} {
 		defer os.Unsetenv(k)
 	}
 	var rep *reporter
@@ -84,7 +86,9 @@ func WorkerMain() {
 	case "tcp":
 		conn, err = net.DialTimeout("tcp", os.Getenv(envAddr), wire.DefaultHandshakeTimeout)
 		if err == nil {
-			if err = wire.WorkerHandshake(conn, []byte(os.Getenv(envToken)), wire.DefaultHandshakeTimeout); err != nil {
+			// The driver's own child keeps the plain connection (spec.md,
+			// "Which connections are encrypted").
+			if _, err = wire.WorkerHandshake(conn, wire.Auth{Token: []byte(os.Getenv(envToken))}, wire.DefaultHandshakeTimeout); err != nil {
 				conn.Close()
 			}
 		}
@@ -97,6 +101,16 @@ func WorkerMain() {
 		f := os.NewFile(uintptr(fd), "mp-conn")
 		conn, err = net.FileConn(f)
 		f.Close()
+		if err == nil {
+			// Go on with the channel the poolworker set up (spec.md,
+			// "Handover to the worker process").
+			var sc *secure.Conn
+			if sc, err = resumeChannel(conn); err != nil {
+				conn.Close()
+			} else {
+				conn = sc
+			}
+		}
 	default:
 		err = fmt.Errorf("unknown %s=%q", envMode, mode)
 	}
@@ -114,6 +128,29 @@ func WorkerMain() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// resumeChannel reads the transport state the poolworker left on the pipe
+// named by MP_WORKER_KEYS_FD and returns the channel on conn with it.
+func resumeChannel(conn net.Conn) (*secure.Conn, error) {
+	fd, err := strconv.Atoi(os.Getenv(envKeys))
+	if err != nil {
+		return nil, fmt.Errorf("no session keys from the poolworker (%s=%q): is it older than this program?", envKeys, os.Getenv(envKeys))
+	}
+	closeOnExec(fd)
+	f := os.NewFile(uintptr(fd), "mp-keys")
+	defer f.Close()
+	b := make([]byte, secure.StateLen+1)
+	n, err := io.ReadFull(f, b)
+	if err != io.ErrUnexpectedEOF || n != secure.StateLen {
+		return nil, fmt.Errorf("reading the session keys from the poolworker: %d bytes (%v), want %d", n, err, secure.StateLen)
+	}
+	send, recv, err := secure.ParseState(b[:n])
+	if err != nil {
+		return nil, err
+	}
+	clear(b)
+	return secure.NewConn(conn, send, recv), nil
 }
 
 // serveWorker runs chunks for the driver at the other end of conn until the
@@ -143,6 +180,9 @@ func serveWorker(conn net.Conn, capacity int, rep *reporter, forward bool) error
 		return err
 	}
 	ycfg := yamuxConfig(time.Duration(cfg.HeartbeatMillis)*time.Millisecond, time.Duration(cfg.WriteTimeoutMilli)*time.Millisecond)
+	if sc, ok := conn.(*secure.Conn); ok {
+		sc.ReadAhead() // the driver sends nothing but yamux from here
+	}
 	sess, err := yamux.Server(&frameConn{Conn: conn}, ycfg)
 	if err != nil {
 		return err

@@ -167,9 +167,11 @@ func rawSession(t *testing.T, n *node, authed bool) net.Conn {
 		t.Fatal(err)
 	}
 	if authed {
-		if err := wire.DriverHandshake(c, []byte(token), 5*time.Second); err != nil {
+		sc, err := wire.DriverHandshake(c, wire.Auth{Token: []byte(token)}, 5*time.Second)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return sc
 	}
 	return c
 }
