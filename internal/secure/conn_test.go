@@ -224,3 +224,34 @@ func BenchmarkConn(b *testing.B) {
 		})
 	}
 }
+
+// FuzzRecord feeds arbitrary bytes to a Conn as records from the peer: it
+// must fail with an error, never panic, hang or return plaintext (the bytes
+// cannot hold a tag made with a key they were chosen without).
+func FuzzRecord(f *testing.F) {
+	f.Add([]byte{0, 17, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17})
+	f.Add([]byte{0, 0})
+	f.Add([]byte{0xff, 0xff, 1})
+	f.Add(append([]byte{0, 16}, make([]byte, 16)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		local, peer := net.Pipe()
+		defer local.Close()
+		go func() {
+			peer.Write(data)
+			peer.Close()
+		}()
+		var k secure.Keys
+		rand.Read(k.Key[:])
+		c := secure.NewConn(local, k, k)
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				t.Fatalf("read %d bytes of plaintext from % x", n, data)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}
