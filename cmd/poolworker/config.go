@@ -3,7 +3,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -28,24 +27,24 @@ func (c config) auth() wire.Auth { return wire.Auth{Token: c.token, Cert: c.cert
 
 // config is poolworker's configuration, from flags and the environment.
 type config struct {
-	listen       string           // address to listen on
-	connect      string           // driver address to dial instead (-connect); "": listen
-	giveUpAfter  time.Duration    // -connect: exit once the driver is unreachable this long; 0: never
-	token        []byte           // shared secret; never empty
-	tokenFlag    bool             // the token came from -token on the command line (deprecated)
-	cert         *tls.Certificate // -tls-cert and -tls-key; nil: none
-	ca           *x509.CertPool   // -tls-ca: verifies drivers' certificates
-	newToken     bool             // print a new token and exit
-	user         *runAs           // -user: run worker processes as this user; nil: as poolworker's
-	capacity     int              // chunks each worker process runs at once
-	cacheDir     string           // where received executables are kept
-	cacheMax     int64            // bytes of executables kept; least recently used ones go
-	maxBinary    int64            // largest executable accepted, in bytes
-	metrics      string           // host:port serving /metrics, /healthz, /readyz; "" for none
-	version      bool             // print the version and exit
-	logFormat    string           // "text" or "json"
-	logLevel     slog.Level       // least severe level logged
-	drainTimeout time.Duration    // how long children get to finish on SIGTERM
+	listen       string            // address to listen on
+	connect      string            // driver address to dial instead (-connect); "": listen
+	giveUpAfter  time.Duration     // -connect: exit once the driver is unreachable this long; 0: never
+	token        []byte            // shared secret; never empty
+	tokenFlag    bool              // the token came from -token on the command line (deprecated)
+	cert         *wire.Certificate // -tls-cert and -tls-key; nil: none
+	ca           *x509.CertPool    // -tls-ca: verifies drivers' certificates
+	newToken     bool              // print a new token and exit
+	user         *runAs            // -user: run worker processes as this user; nil: as poolworker's
+	capacity     int               // chunks each worker process runs at once
+	cacheDir     string            // where received executables are kept
+	cacheMax     int64             // bytes of executables kept; least recently used ones go
+	maxBinary    int64             // largest executable accepted, in bytes
+	metrics      string            // host:port serving /metrics, /healthz, /readyz; "" for none
+	version      bool              // print the version and exit
+	logFormat    string            // "text" or "json"
+	logLevel     slog.Level        // least severe level logged
+	drainTimeout time.Duration     // how long children get to finish on SIGTERM
 }
 
 // Defaults.

@@ -7,13 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/mpgo/mp/internal/secure"
 )
@@ -40,14 +41,11 @@ func signed(label string, h []byte) []byte {
 
 // makeProof returns cert's certificate proof over the handshake hash h: its
 // chain, and a signature by its key over label and h.
-func makeProof(cert *tls.Certificate, label string, h []byte) ([]byte, error) {
-	if len(cert.Certificate) == 0 || len(cert.Certificate) > maxChain {
-		return nil, fmt.Errorf("mp: a certificate chain of %d certificates: want 1 to %d", len(cert.Certificate), maxChain)
+func makeProof(cert *Certificate, label string, h []byte) ([]byte, error) {
+	if len(cert.Chain) == 0 || len(cert.Chain) > maxChain {
+		return nil, fmt.Errorf("mp: a certificate chain of %d certificates: want 1 to %d", len(cert.Chain), maxChain)
 	}
-	signer, ok := cert.PrivateKey.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("mp: the certificate's private key (%T) cannot sign", cert.PrivateKey)
-	}
+	signer := cert.Key
 	msg := signed(label, h)
 	var sig []byte
 	var err error
@@ -66,8 +64,8 @@ func makeProof(cert *tls.Certificate, label string, h []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mp: signing the certificate proof: %w", err)
 	}
-	b := []byte{byte(len(cert.Certificate))}
-	for _, der := range cert.Certificate {
+	b := []byte{byte(len(cert.Chain))}
+	for _, der := range cert.Chain {
 		if len(der) > 0xffff {
 			return nil, errors.New("mp: a certificate over 65535 bytes")
 		}
@@ -188,24 +186,83 @@ func readBlock(sc *secure.Conn) ([]byte, error) {
 	return b, nil
 }
 
-// LoadCertificates reads a certificate chain and its key (PEM files, as
-// crypto/tls reads them) and a CA bundle (PEM), for Auth's Cert and CA. Its
-// errors name the file at fault.
-func LoadCertificates(certFile, keyFile, caFile string) (*tls.Certificate, *x509.CertPool, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+// Certificate is a side's certificate chain, leaf first, and the leaf's
+// private key.
+type Certificate struct {
+	Chain [][]byte      // DER
+	Key   crypto.Signer // ECDSA, Ed25519 or RSA
+}
+
+// LoadCertificates reads a certificate chain and its key (PEM files: the
+// chain leaf first; the key as PKCS #8, SEC 1 or PKCS #1) and a CA bundle
+// (PEM), for Auth's Cert and CA. Its errors name the file at fault. It
+// parses PEM itself rather than through crypto/tls, which would add a
+// megabyte to every program that links mp.
+func LoadCertificates(certFile, keyFile, caFile string) (*Certificate, *x509.CertPool, error) {
+	b, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certificate %s with key %s: %v", certFile, keyFile, err)
+		return nil, nil, fmt.Errorf("certificate: %v", err)
 	}
-	if _, ok := cert.PrivateKey.(crypto.Signer); !ok {
-		return nil, nil, fmt.Errorf("key %s: a %T cannot sign", keyFile, cert.PrivateKey)
+	var cert Certificate
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			cert.Chain = append(cert.Chain, blk.Bytes)
+		}
 	}
-	pem, err := os.ReadFile(caFile)
+	if len(cert.Chain) == 0 {
+		return nil, nil, fmt.Errorf("certificate %s: no PEM CERTIFICATE in it", certFile)
+	}
+	leaf, err := x509.ParseCertificate(cert.Chain[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate %s: %v", certFile, err)
+	}
+	if cert.Key, err = loadKey(keyFile); err != nil {
+		return nil, nil, err
+	}
+	if pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.Key.Public()) {
+		return nil, nil, fmt.Errorf("key %s is not the key of certificate %s", keyFile, certFile)
+	}
+	pemCA, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("CA: %v", err)
 	}
 	ca := x509.NewCertPool()
-	if !ca.AppendCertsFromPEM(pem) {
+	if !ca.AppendCertsFromPEM(pemCA) {
 		return nil, nil, fmt.Errorf("CA %s: no PEM certificate in it", caFile)
 	}
 	return &cert, ca, nil
+}
+
+// loadKey reads a PEM private key that can sign.
+func loadKey(file string) (crypto.Signer, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("key: %v", err)
+	}
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return nil, fmt.Errorf("key %s: no PEM private key in it", file)
+		}
+		if !strings.HasSuffix(blk.Type, "PRIVATE KEY") {
+			continue
+		}
+		var k any
+		if k, err = x509.ParsePKCS8PrivateKey(blk.Bytes); err != nil {
+			if k, err = x509.ParseECPrivateKey(blk.Bytes); err != nil {
+				if k, err = x509.ParsePKCS1PrivateKey(blk.Bytes); err != nil {
+					return nil, fmt.Errorf("key %s: not a PKCS #8, SEC 1 or PKCS #1 private key", file)
+				}
+			}
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("key %s: a %T cannot sign", file, k)
+		}
+		return s, nil
+	}
 }

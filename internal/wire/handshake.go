@@ -10,7 +10,6 @@
 package wire
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
@@ -77,7 +76,7 @@ type Auth struct {
 	// Cert, if set, is this side's certificate chain and private key (a
 	// crypto.Signer: ECDSA, Ed25519 or RSA). The peer must then present a
 	// certificate too.
-	Cert *tls.Certificate
+	Cert *Certificate
 	// CA verifies the peer's certificate; required with Cert.
 	CA *x509.CertPool
 }
