@@ -350,9 +350,9 @@ func TestCapture(t *testing.T) {
 	testenv.Cmd(t, "ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 
 	pcap := filepath.Join(t.TempDir(), "veth.pcap")
-	dump := exec.Command("tcpdump", "-i", veth, "-U", "-B", "65536", "-s", "0", "-w", pcap, "tcp")
-	var dumpErr bytes.Buffer
-	dump.Stderr = &dumpErr
+	dump := exec.Command("tcpdump", "-i", veth, "--immediate-mode", "-U", "-B", "65536", "-s", "0", "-w", pcap, "tcp")
+	dumpErr := &syncBuffer{}
+	dump.Stderr = dumpErr
 	if err := dump.Start(); err != nil {
 		t.Fatal(err)
 	}
