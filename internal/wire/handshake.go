@@ -274,6 +274,9 @@ func WorkerHandshake(conn net.Conn, auth Auth, timeout time.Duration) (*secure.C
 		sign = func(h []byte) ([]byte, error) { return makeProof(auth.Cert, labelWorker, h) }
 	}
 	m2, send, recv, err := hs.WriteMessage2(nil, sign)
+	if err == nil && len(m2) > secure.MaxMessage {
+		err = fmt.Errorf("this node's certificate proof makes a message of %d bytes; at most %d fit: use a shorter chain", len(m2), secure.MaxMessage)
+	}
 	if err != nil {
 		conn.Write(message(statusAuth, nil))
 		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
