@@ -248,7 +248,7 @@ func TestHandover(t *testing.T) {
 	s := startServer(t, nil)
 	// A worker process says on descriptor 4 that it started, as
 	// cluster.WorkerMain does.
-	// It finds the channel's transport state, 80 bytes, on descriptor 5
+	// It finds the channel's transport state, 80 bytes, on descriptor 6
 	// (spec.md, "Handover to the worker process").
 	exe := []byte("#!/bin/sh\nprintf . >&4; exec 4>&-\nprintf '%s %s %s %s %s %s %s' \"$MP_WORKER\" \"$MP_WORKER_FD\" \"$MP_WORKER_CAPACITY\" \"${MP_TOKEN-unset}\" \"$MP_WORKER_KEYS_FD\" $(wc -c <&6 | tr -d ' ') \"$*\" >&3\n")
 	const want = "fd 3 2 unset 6 80 "

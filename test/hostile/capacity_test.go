@@ -41,17 +41,18 @@ func fakeNode(t *testing.T, ready wire.Ready) string {
 			}
 			go func() {
 				defer c.Close()
-				if wire.WorkerHandshake(c, []byte(strongToken), 5*time.Second) != nil {
+				sc, err := wire.WorkerHandshake(c, wire.Auth{Token: []byte(strongToken)}, 5*time.Second)
+				if err != nil {
 					return
 				}
-				boot := wire.NewUnbufferedCodec(c, 0)
+				boot := wire.NewUnbufferedCodec(sc, 0)
 				if k, _, err := boot.Recv(); err != nil || k != wire.KindSetup {
 					return
 				}
 				boot.Send(wire.KindSetupReply, wire.SetupReply{})
 				boot.Send(wire.KindReady, ready)
 				c.SetReadDeadline(time.Now().Add(30 * time.Second))
-				io.Copy(io.Discard, c) // until the driver hangs up
+				io.Copy(io.Discard, sc) // until the driver hangs up
 			}()
 		}
 	}()

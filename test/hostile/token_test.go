@@ -153,7 +153,7 @@ func TestWeakTokenHostsFile(t *testing.T) {
 			}
 			defer c.Close()
 			if hello { // play a poolworker: send a hello, wait for a proof
-				wire.WorkerHandshake(c, []byte("s3cret"), 5*time.Second)
+				wire.WorkerHandshake(c, wire.Auth{Token: []byte("s3cret")}, 5*time.Second)
 				got <- 0
 				return
 			}

@@ -84,8 +84,12 @@ func freeAddr(t *testing.T) string {
 // ""), with extra flags, and waits until it accepts connections.
 func startNode(t *testing.T, ns, addr string, extra ...string) *node {
 	t.Helper()
+	cache := t.TempDir()
+	if err := os.Chmod(cache, 0o700); err != nil { // poolworker requires it
+		t.Fatal(err)
+	}
 	args := append([]string{testenv.Poolworker(t), "-listen", addr, "-token", token,
-		"-capacity", "2", "-cache-dir", t.TempDir()}, extra...)
+		"-capacity", "2", "-cache-dir", cache}, extra...)
 	if ns != "" {
 		args = append([]string{"ip", "netns", "exec", ns}, args...)
 	}
