@@ -92,7 +92,8 @@ func putSizesFor(quick bool) putSizes {
 // putBench maps items that each read one byte of a table, over 4 worker
 // processes: by Ref, then with the table in every item.
 func putBench(s putSizes) ([]putRow, error) {
-	p, err := cluster.New(pool.Workers(s.workers))
+	// A message must hold an item with the whole table in it.
+	p, err := cluster.New(pool.Workers(s.workers), cluster.MaxMessage(s.table+1<<20))
 	if err != nil {
 		return nil, err
 	}
