@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,7 +15,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,31 +129,11 @@ func blockedDriver(addr, flag string) int {
 // testToken is the token of the poolworkers under test.
 const testToken = "poolworker-test-token-KZ2b8Qm1xT4rWv7y"
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p to the buffer.
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written.
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testServer is a poolworker running in the test process.
 type testServer struct {
 	*server
 	addr string
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 // startServer starts a poolworker in this process on a free loopback port,
@@ -181,7 +159,7 @@ func startServer(t *testing.T, edit func(*config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	srv := newServer(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -355,7 +355,7 @@ func TestDriverVanishes(t *testing.T) {
 	}
 	s := startServer(t, nil)
 	flag := filepath.Join(t.TempDir(), "running")
-	var out syncBuffer
+	var out testenv.Buffer
 	driver := exec.Command(os.Args[0], "-test.run=^$")
 	driver.Env = append(daemonEnv(), envDriver+"="+s.addr, envFlag+"="+flag)
 	driver.Stdout, driver.Stderr = &out, &out

@@ -196,7 +196,7 @@ func (w *world) setHosts(ips ...string) {
 }
 
 // startDriver runs the driver process in its namespace; its events feed ev.
-func (w *world) startDriver(mode string, ev *testenv.Events) (*exec.Cmd, *syncBuffer, chan struct{}) {
+func (w *world) startDriver(mode string, ev *testenv.Events) (*exec.Cmd, *testenv.Buffer, chan struct{}) {
 	w.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -204,7 +204,7 @@ func (w *world) startDriver(mode string, ev *testenv.Events) (*exec.Cmd, *syncBu
 	}
 	cmd := exec.Command("ip", "netns", "exec", w.driver, exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), driverEnv+"="+mode)
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	cmd.Stdout = out
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -50,24 +50,7 @@ const token = "transport-test-token-5b1e0c9d2a7f4e3c"
 type node struct {
 	addr   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *testenv.Buffer
 }
 
 // freeAddr returns a loopback address nobody listens on.
@@ -93,7 +76,7 @@ func startNode(t *testing.T, ns, addr string, extra ...string) *node {
 	if ns != "" {
 		args = append([]string{"ip", "netns", "exec", ns}, args...)
 	}
-	n := &node{addr: addr, stderr: &syncBuffer{}}
+	n := &node{addr: addr, stderr: &testenv.Buffer{}}
 	n.cmd = exec.Command(args[0], args[1:]...)
 	n.cmd.Stderr = n.stderr
 	if err := n.cmd.Start(); err != nil {
@@ -355,7 +338,7 @@ func TestCapture(t *testing.T) {
 
 	pcap := filepath.Join(t.TempDir(), "veth.pcap")
 	dump := exec.Command("tcpdump", "-i", veth, "--immediate-mode", "-U", "-B", "65536", "-s", "0", "-w", pcap, "tcp")
-	dumpErr := &syncBuffer{}
+	dumpErr := &testenv.Buffer{}
 	dump.Stderr = dumpErr
 	if err := dump.Start(); err != nil {
 		t.Fatal(err)
