@@ -57,17 +57,7 @@ func connectUntilSignal(srv *server, cfg config) int {
 		return 0
 	}
 	srv.log.Info("signal received: draining", "signal", s.String(), "drain_timeout", cfg.drainTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case s := <-sig:
-			srv.log.Warn("second signal: not waiting for worker processes", "signal", s.String())
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	srv.Shutdown(ctx)
+	drain(srv, cfg.drainTimeout, sig)
 	<-looped
 	return 0
 }

@@ -131,6 +131,22 @@ func versionLine() string {
 	return line + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
+// drain shuts srv down, giving worker processes up to d to finish; a
+// signal on sig cuts the wait short.
+func drain(srv *server, d time.Duration, sig <-chan os.Signal) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	go func() {
+		select {
+		case s := <-sig:
+			srv.log.Warn("second signal: not waiting for worker processes", "signal", s.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	srv.Shutdown(ctx)
+}
+
 // serveUntilSignal serves on ln until SIGTERM or SIGINT, then shuts srv
 // down, giving worker processes cfg.drainTimeout to finish; a second signal
 // cuts the wait short.
@@ -150,17 +166,7 @@ func serveUntilSignal(srv *server, ln net.Listener, cfg config) int {
 		srv.Shutdown(ctx)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case s := <-sig:
-			srv.log.Warn("second signal: not waiting for worker processes", "signal", s.String())
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	srv.Shutdown(ctx)
+	drain(srv, cfg.drainTimeout, sig)
 	return 0
 }
 
