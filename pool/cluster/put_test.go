@@ -13,7 +13,6 @@ import (
 
 func init() {
 	pool.MustRegisterCtx(weigh)
-	pool.MustRegister(weighByValue)
 }
 
 // A weighing asks for item I of a shared table.
@@ -29,13 +28,6 @@ func weigh(ctx context.Context, w weighing) (byte, error) {
 	}
 	return t[w.I%len(t)], nil
 }
-
-type byValue struct {
-	Table []byte
-	I     int
-}
-
-func weighByValue(w byValue) byte { return w.Table[w.I%len(w.Table)] }
 
 // A value shared by Ref crosses once per worker process that uses it,
 // however many items refer to it: 1,000 items over 4 workers move at most
@@ -74,52 +66,4 @@ func TestPutSentOncePerWorker(t *testing.T) {
 		t.Fatalf("the driver sent %d bytes for a %d-byte value and 4 workers: want 1 to 4 copies", served, size)
 	}
 	t.Logf("1,000 items over 4 workers: %d bytes sent, %.1f copies of the value", served, float64(served)/float64(size))
-}
-
-// BenchmarkPutRef: a Map of 1,000 items over 4 worker processes, each
-// item needing a 64 MiB table, shared by Ref; BenchmarkByValue, the same
-// table in every item (100 items: 1,000 would move 64 GiB).
-func BenchmarkPutRef(b *testing.B) {
-	p, err := cluster.New(pool.Workers(4))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Terminate()
-	ctx := context.Background()
-	table := make([]byte, 64<<20)
-	items := make([]weighing, 1000)
-	for b.Loop() {
-		ref, err := pool.Put(ctx, p, table)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := range items {
-			items[i] = weighing{ref, i}
-		}
-		if _, err := pool.MapCtx(ctx, p, weigh, items); err != nil {
-			b.Fatal(err)
-		}
-		ref.Release()
-	}
-	b.ReportMetric(float64(objects.Of(backend.Unwrap(p)).Served())/float64(b.N)/(1<<20), "MiB-sent/op")
-}
-
-func BenchmarkByValue(b *testing.B) {
-	p, err := cluster.New(pool.Workers(4), cluster.MaxMessage(128<<20))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Terminate()
-	ctx := context.Background()
-	table := make([]byte, 64<<20)
-	items := make([]byValue, 100)
-	for i := range items {
-		items[i] = byValue{table, i}
-	}
-	for b.Loop() {
-		if _, err := pool.Map(ctx, p, weighByValue, items, pool.Chunksize(1)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(100*64, "MiB-sent/op")
 }
