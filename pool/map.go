@@ -111,20 +111,11 @@ func prepareMap[T, R any](ctx context.Context, p *Pool, f typed[T, R], items []T
 		defer c.progress.end()
 		cs := cfg.chunksize
 		w := max(p.Workers(), 1)
-		// Guided chunks: ⌈remaining/(4×workers)⌉, Python's size for the
-		// first chunk, shrinking as the input runs out so that the workers
-		// finish together instead of one waiting on the last big chunk.
-		// Once a chunk has come back quickly, items are cheap and the
-		// imbalance is small: the size stays at Python's, and small Maps
-		// do not pay for dozens of tiny chunks.
-		first := (len(items) + 4*w - 1) / (4 * w)
+		sizes := newSizer(len(items), w)
 		for lo := 0; lo < len(items) && !c.stop.Load(); {
 			size := cs
 			if size < 1 {
-				size = first
-				if !c.quick.Load() {
-					size = (len(items) - lo + 4*w - 1) / (4 * w)
-				}
+				size = sizes.next(len(items)-lo, c.quick.Load())
 			}
 			hi := min(lo+size, len(items))
 			t := newChunk(c, &f, items[lo:hi:hi], out[lo:hi:hi], lo)
@@ -141,4 +132,40 @@ func prepareMap[T, R any](ctx context.Context, p *Pool, f typed[T, R], items []T
 		}
 		return out, nil
 	}
+}
+
+// sizer gives Map's default chunk sizes. The first is Python's,
+// ⌈len/(4×workers)⌉. After it, sizes follow factoring (Hummel, Schonberg
+// and Flynn, 1992): chunks go out in rounds of one per worker, and each
+// round's size is ⌈remaining/(2×workers)⌉, at most the first, so that each
+// round hands out half of what is left and the last rounds are single
+// items: the workers finish together. Shrinking round by round rather than
+// chunk by chunk makes half the chunks of ⌈remaining/(4×workers)⌉ per chunk
+// (14 against 24 for 100 items on 2 workers) with the same small tail, and
+// each chunk costs a cluster's driver a round trip's CPU (about 0.2 ms) on
+// the cores the workers compute on. Once a chunk has come back within
+// quickChunk, items are cheap and the imbalance small: the size stays at
+// the first, and small Maps do not pay for dozens of tiny chunks.
+type sizer struct {
+	first, workers int
+	size           int // this round's
+	left           int // chunks left in this round
+}
+
+func newSizer(n, workers int) sizer {
+	first := max((n+4*workers-1)/(4*workers), 1)
+	return sizer{first: first, workers: workers}
+}
+
+// next returns the size of the next chunk, remaining items being left.
+func (s *sizer) next(remaining int, quick bool) int {
+	if quick {
+		return s.first
+	}
+	if s.left == 0 {
+		s.size = min(s.first, (remaining+2*s.workers-1)/(2*s.workers))
+		s.left = s.workers
+	}
+	s.left--
+	return s.size
 }

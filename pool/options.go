@@ -80,9 +80,10 @@ type callConfig struct {
 
 // Chunksize sets how many items travel to a worker together. Larger chunks
 // cost less per item; smaller ones balance uneven items better. n < 1 means
-// the default: for Map, ⌈remaining/(4×workers)⌉, Python's ⌈len/(4×workers)⌉
-// for the first chunk and shrinking after it until a chunk comes back
-// within 200µs (then Python's size throughout); for Imap, a size that
+// the default: for Map, Python's ⌈len/(4×workers)⌉ for the first round of
+// one chunk per worker, then rounds of ⌈remaining/(2×workers)⌉, each
+// handing out half of what is left, down to single items, unless a chunk
+// comes back within 200µs (then Python's size throughout); for Imap, a size that
 // starts at 1 and doubles while chunks run in under 500µs, up to 1024.
 func Chunksize(n int) CallOption {
 	return func(c *callConfig) { c.chunksize = n }
