@@ -6,6 +6,7 @@ replace github.com/mpgo/mp => ../
 
 require (
 	github.com/alitto/pond/v2 v2.7.1
+	github.com/hashicorp/yamux v0.1.2
 	github.com/mpgo/mp v0.0.0
 	github.com/sourcegraph/conc v0.3.0
 	golang.org/x/sync v0.25.0
@@ -19,7 +20,6 @@ require (
 	git.sr.ht/~sbinet/gg v0.7.0 // indirect
 	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
-	github.com/hashicorp/yamux v0.1.2 // indirect
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	go.uber.org/atomic v1.7.0 // indirect

@@ -18,6 +18,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +96,7 @@ type options struct {
 
 func main() {
 	cluster.WorkerMain() // worker processes of the mp cluster rows serve here
+	echoMain()           // the echo processes of the limit rows too
 
 	rounds := flag.Int("rounds", 5, "rounds of every section (medians are over rounds); -quick makes the default 2")
 	quickFlag := flag.Bool("quick", false, "tiny sizes, for a smoke test: the numbers mean little")
@@ -237,6 +239,14 @@ func run(o options) (string, error) {
 	defer closeJoin(cp)
 	pp := pond.NewPool(ncpu)
 	defer pp.StopAndWait()
+	var lim *limits
+	if o.sections["map"] || o.sections["apply"] || o.sections["async"] {
+		logf("starting the echo processes of the limit rows")
+		if lim, err = startLimits(); err != nil {
+			return "", fmt.Errorf("the limit rows: %w", err)
+		}
+		defer lim.close()
+	}
 
 	batches := batchSizes(sz.piSamples, sz.piBatches)
 
@@ -291,6 +301,17 @@ func run(o options) (string, error) {
 			return result{d: d}, err
 		}})
 	}
+	if lim != nil {
+		for _, c := range []struct {
+			name string
+			conn net.Conn
+		}{{limitTCP, lim.tcp}, {limitYamux, lim.ymx}} {
+			mapCs = append(mapCs, &contender{name: "limit: " + c.name + ", 5 bytes an item each way", note: "the transport alone, in 64 KiB writes: the bytes of the items and of their results, with no encoding and no function", run: func() (result, error) {
+				d, err := repeatFor(sz.minTime, func() error { return stream(c.conn, sz.mapItems) })
+				return result{d: d}, err
+			}})
+		}
+	}
 	pyTrivial := &contender{
 		name: "Python Pool.map",
 		note: fmt.Sprintf("python/trivial.py: multiprocessing.Pool(%d).map(f, range(n)), default chunksize; one map per round", ncpu),
@@ -321,6 +342,8 @@ func run(o options) (string, error) {
 	applyCs := []*contender{
 		{name: "mp local Apply", run: func() (result, error) { return applyLatency(lp, sz.applyCalls) }},
 		{name: "mp cluster Apply", run: func() (result, error) { return applyLatency(cp, sz.applyCalls) }},
+		{name: "limit: 64-byte echo, " + limitTCP, run: func() (result, error) { return roundTrips(lim.tcp, sz.applyCalls) }},
+		{name: "limit: 64-byte echo, " + limitYamux, run: func() (result, error) { return roundTrips(lim.ymx, sz.applyCalls) }},
 	}
 	asyncCs := []*contender{
 		{name: fmt.Sprintf("mp local ApplyAsync, all at once, %s tasks", fmtCount(sz.asyncTasks)), run: func() (result, error) {
@@ -335,6 +358,9 @@ func run(o options) (string, error) {
 			return applyAsync(cp, n, 0)
 		}})
 	}
+	asyncCs = append(asyncCs, &contender{name: fmt.Sprintf("limit: 64-byte echoes, %s, %d in flight, %s messages", limitYamux, sz.asyncWindow, fmtCount(sz.asyncTasks)), run: func() (result, error) {
+		return pipelined(lim.ymx, sz.asyncTasks, sz.asyncWindow)
+	}})
 	imapCs := []*contender{
 		{name: "mp local Imap", run: func() (result, error) { return imapMemory(lp, sz.imapItems) }},
 	}
@@ -477,6 +503,7 @@ func run(o options) (string, error) {
 	if o.sections["sched"] {
 		reportSched(&b, bal, stop)
 	}
+	reportTargets(&b, sz, piCs, mapCs, applyCs, asyncCs, scales)
 	if o.sections["put"] {
 		reportPut(&b, ps, puts)
 	}

@@ -91,7 +91,7 @@ func reportApply(b *strings.Builder, sz sizes, cs []*contender, py *contender) {
 	t := table{head: []string{"contender", "p50", "p99", "Go/Python p50"}}
 	for _, c := range cs {
 		goPy := ""
-		if py != nil {
+		if py != nil && !isLimit(c) {
 			goPy = fmtGoPy(c.medianExtra("p50"), py.medianExtra("apply_p50_ns"))
 		}
 		t.add(c.name, fmtNs(c.medianExtra("p50")), fmtNs(c.medianExtra("p99")), goPy)
@@ -102,7 +102,7 @@ func reportApply(b *strings.Builder, sz sizes, cs []*contender, py *contender) {
 		t.add("Python Pool.apply", "skipped", "", "")
 	}
 	b.WriteString(t.String())
-	b.WriteString("\np50 and p99: medians over the rounds of each round's percentiles. The cluster's round trip is a chunk of one item to a worker process and back over loopback TCP.\n")
+	b.WriteString("\np50 and p99: medians over the rounds of each round's percentiles. The cluster's round trip is a chunk of one item to a worker process and back over loopback TCP. The limit rows send 64 bytes to an echo process (this binary re-executed) and wait for them, over the same kind of connection: a round trip with nothing but the transport.\n")
 }
 
 func reportAsync(b *strings.Builder, sz sizes, cs []*contender, py *contender) {
@@ -114,7 +114,11 @@ func reportAsync(b *strings.Builder, sz sizes, cs []*contender, py *contender) {
 		pyRate = py.medianExtra("apply_async_tasks_per_s")
 	}
 	for _, c := range cs {
-		t.add(c.name, fmtRate(c.medianExtra("rate")), fmtGoPy(pyRate, c.medianExtra("rate")))
+		goPy := ""
+		if !isLimit(c) {
+			goPy = fmtGoPy(pyRate, c.medianExtra("rate"))
+		}
+		t.add(c.name, fmtRate(c.medianExtra("rate")), goPy)
 	}
 	if py != nil {
 		t.add(fmt.Sprintf("Python Pool(%d).apply_async, all at once, %s tasks", ncpu, fmtCount(sz.asyncTasks)), fmtRate(pyRate), "")
@@ -199,4 +203,92 @@ func fmtKiB(b float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f KiB", b/1024)
+}
+
+// isLimit reports whether c is a limit row: the transport alone.
+func isLimit(c *contender) bool { return strings.HasPrefix(c.name, "limit: ") }
+
+// byPrefix returns the first contender of cs whose name starts with
+// prefix and that ran, or nil.
+func byPrefix(cs []*contender, prefix string) *contender {
+	for _, c := range cs {
+		if strings.HasPrefix(c.name, prefix) && c.ok() {
+			return c
+		}
+	}
+	return nil
+}
+
+// The figures of bench/results/compare.md when issue 13 set the targets
+// (the run of 2026-11-25), printed beside this run's.
+const (
+	was13Pi         = 1.68   // π cluster ÷ serial
+	was13MapNs      = 53.0   // cluster Map of ints, ns/item
+	was13ApplyP50   = 98.1e3 // cluster Apply p50, ns
+	was13Async64    = 73.8e3 // cluster ApplyAsync, 64 in flight, tasks/s
+	was13AsyncAll   = 61.5e3 // cluster ApplyAsync, all at once, tasks/s
+	was13Scale64Pct = 86.0   // 64 worker processes, % of ideal
+)
+
+// reportTargets gives issue 13's figures: this run's, the figure when the
+// targets were set, the target, and the limit this run measured beside it.
+func reportTargets(b *strings.Builder, sz sizes, piCs, mapCs, applyCs, asyncCs []*contender, scales []scaleResult) {
+	b.WriteString("\n## The round-trip targets (issue 13)\n\n")
+	b.WriteString("This run's figure beside the one bench/results held when the targets were set (2026-11-25) and the limit measured in this run: the transport alone, between this process and another over loopback (the limit rows of the sections above), or the local pool.\n\n")
+	t := table{head: []string{"figure", "this run", "when set", "target", "met", "the limit, this run"}}
+	met := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	perItem := func(c *contender) string {
+		if c == nil {
+			return "?"
+		}
+		return fmt.Sprintf("%.1f ns/item", c.median()*1e9/float64(sz.mapItems))
+	}
+	p50 := func(c *contender) string {
+		if c == nil {
+			return "?"
+		}
+		return fmtNs(c.medianExtra("p50"))
+	}
+	if len(piCs) >= 4 && piCs[0].ok() && piCs[3].ok() {
+		ser := piCs[0].median()
+		su := ser / piCs[3].median()
+		t.add(fmt.Sprintf("π %s samples, cluster ÷ serial", fmtCount(sz.piSamples)), fmtRatio(su), fmtRatio(was13Pi), "≥ 1.85×", met(su >= 1.85),
+			fmt.Sprintf("mp local %s, hand-written fan-out %s", fmtRatio(ser/piCs[2].median()), fmtRatio(ser/piCs[1].median())))
+	}
+	if c := byPrefix(mapCs, "mp cluster"); c != nil {
+		ns := c.median() * 1e9 / float64(sz.mapItems)
+		t.add(fmt.Sprintf("cluster Map of %s ints", fmtCount(sz.mapItems)), fmt.Sprintf("%.1f ns/item", ns), fmt.Sprintf("%.1f ns/item", was13MapNs), "≤ 25 ns/item", met(ns <= 25),
+			fmt.Sprintf("5 bytes an item each way: TCP %s, yamux %s; mp local %s", perItem(byPrefix(mapCs, "limit: "+limitTCP)), perItem(byPrefix(mapCs, "limit: "+limitYamux)), perItem(byPrefix(mapCs, "mp local"))))
+	}
+	if c := byPrefix(applyCs, "mp cluster Apply"); c != nil {
+		v := c.medianExtra("p50")
+		t.add("cluster Apply p50", fmtNs(v), fmtNs(was13ApplyP50), "≤ 50 µs", met(v <= 50e3),
+			fmt.Sprintf("64-byte echo p50: TCP %s, yamux %s", p50(byPrefix(applyCs, "limit: 64-byte echo, "+limitTCP)), p50(byPrefix(applyCs, "limit: 64-byte echo, "+limitYamux))))
+	}
+	limRate := "?"
+	if c := byPrefix(asyncCs, "limit: "); c != nil {
+		limRate = fmt.Sprintf("64-byte echoes over yamux, %d in flight: %s/s", sz.asyncWindow, fmtRate(c.medianExtra("rate")))
+	}
+	if c := byPrefix(asyncCs, fmt.Sprintf("mp cluster ApplyAsync, %d in flight", sz.asyncWindow)); c != nil {
+		v := c.medianExtra("rate")
+		t.add(fmt.Sprintf("cluster ApplyAsync, %d in flight", sz.asyncWindow), fmtRate(v)+"/s", fmtRate(was13Async64)+"/s", "≥ 200k/s", met(v >= 200e3), limRate)
+	}
+	if c := byPrefix(asyncCs, "mp cluster ApplyAsync, all at once"); c != nil {
+		v := c.medianExtra("rate")
+		t.add("cluster ApplyAsync, all at once", fmtRate(v)+"/s", fmtRate(was13AsyncAll)+"/s", "≥ 200k/s", met(v >= 200e3), limRate)
+	}
+	for _, s := range scales {
+		if s.workers != 64 {
+			continue
+		}
+		pct := 100 * s.rate / s.ideal
+		t.add("64 worker processes, items sleeping 5 ms", fmt.Sprintf("%.1f%% of ideal", pct), fmt.Sprintf("%.0f%%", was13Scale64Pct), "≥ 90%", met(pct >= 90),
+			fmt.Sprintf("ideal: 64 ÷ 5 ms; cores busy during it: driver %.2f + workers %.2f of %d", s.cpuDriver/s.elapsed.Seconds(), s.cpuWorkers/s.elapsed.Seconds(), runtime.NumCPU()))
+	}
+	b.WriteString(t.String())
 }
