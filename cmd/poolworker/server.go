@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mpgo/mp/internal/admit"
 	"github.com/mpgo/mp/internal/secure"
 	"github.com/mpgo/mp/internal/wire"
 )
@@ -44,18 +45,19 @@ type server struct {
 	uploads atomic.Int64 // executables received and stored
 	hashes  atomic.Int64 // cached files hashed (openVerified)
 
-	mu        sync.Mutex // guards the fields below, and starting children
-	closing   bool
-	done      chan struct{}             // closed when shutting down
-	listeners map[net.Listener]struct{} // being served
-	pending   map[net.Conn]*admission   // not yet handed over
-	preAuth   preAuthCount              // those of pending whose handshake has not ended
-	children  map[int]*child            // worker processes running
-	hashLocks map[string]*hashLock      // one upload per executable at a time
-	inUse     map[string]int            // by SHA-256: sessions using each cached executable
-	verified  map[string]fileKey        // by SHA-256: cached files whose hash was checked (openVerified)
-	handlers  sync.WaitGroup            // connection handlers
-	reapers   sync.WaitGroup            // goroutines waiting for children
+	mu         sync.Mutex // guards the fields below, and starting children
+	closing    bool
+	done       chan struct{}             // closed when shutting down
+	listeners  map[net.Listener]struct{} // being served
+	pending    map[net.Conn]struct{}     // not yet handed over
+	gate       *admit.Gate               // those of pending whose handshake has not ended
+	shedWarned time.Time                 // when shedding was last logged: once a minute at most
+	children   map[int]*child            // worker processes running
+	hashLocks  map[string]*hashLock      // one upload per executable at a time
+	inUse      map[string]int            // by SHA-256: sessions using each cached executable
+	verified   map[string]fileKey        // by SHA-256: cached files whose hash was checked (openVerified)
+	handlers   sync.WaitGroup            // connection handlers
+	reapers    sync.WaitGroup            // goroutines waiting for children
 }
 
 // newServer returns a server for cfg that logs to log. cfg.cacheDir must
@@ -67,8 +69,8 @@ func newServer(cfg config, log *slog.Logger) *server {
 		childOut:  os.Stderr,
 		done:      make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
-		pending:   map[net.Conn]*admission{},
-		preAuth:   newPreAuthCount(),
+		pending:   map[net.Conn]struct{}{},
+		gate:      admit.NewGate(admit.Limits()),
 		children:  map[int]*child{},
 		hashLocks: map[string]*hashLock{},
 		inUse:     map[string]int{},
@@ -154,7 +156,7 @@ func (s *server) accepted(conn net.Conn) {
 	if !s.admit(conn) {
 		s.metrics.handshakeShed()
 		s.log.Debug("too many connections from one address awaiting their handshake: closed one",
-			"remote", conn.RemoteAddr().String(), "limit", s.preAuth.perSource)
+			"remote", conn.RemoteAddr().String(), "limit", s.gate.PerSourceLimit())
 		conn.Close()
 		return
 	}
@@ -165,8 +167,8 @@ func (s *server) accepted(conn net.Conn) {
 // release forgets conn and closes this process's copy of it: a worker
 // process that took the connection over keeps its own.
 func (s *server) release(conn net.Conn) {
+	s.gate.Done(conn)
 	s.mu.Lock()
-	s.authEnded(conn)
 	delete(s.pending, conn)
 	s.mu.Unlock()
 	conn.Close()

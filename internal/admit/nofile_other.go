@@ -1,0 +1,5 @@
+//go:build !unix
+
+package admit
+
+func nofile() int { return 1024 }
