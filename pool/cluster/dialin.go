@@ -1,17 +1,26 @@
 package cluster
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/mpgo/mp/internal/admit"
+	"github.com/mpgo/mp/internal/wire"
 )
 
 // acceptLoop accepts workers that dial in (poolworker -connect) until the
 // pool stops. Each connection is authenticated and set up as a dialled
 // poolworker's is, in its own goroutine, and joins the pool as a member
-// that leaves when the connection ends.
+// that leaves when the connection ends. Connections awaiting their
+// handshake are bounded as poolworker bounds them (internal/admit), so
+// that connections that never authenticate cannot take this program's
+// file descriptors.
 func (p *driver) acceptLoop(ln net.Listener) {
 	defer p.wg.Done()
+	gate := admit.NewGate(admit.Limits())
+	var warned time.Time
 	go func() {
 		<-p.stop
 		ln.Close()
@@ -34,8 +43,23 @@ func (p *driver) acceptLoop(ln net.Listener) {
 			return
 		}
 		backoff = 5 * time.Millisecond
-		p.wg.Add(1) // this loop holds a count: wg cannot be 0 here
-		go p.admit(conn)
+		ok, shed := gate.Admit(conn)
+		if shed != nil {
+			shed.Close() // its handshake fails
+		}
+		if !ok {
+			conn.Close()
+		}
+		if (!ok || shed != nil) && time.Since(warned) > time.Minute {
+			warned = time.Now()
+			p.logf(slog.LevelWarn, "too many connections awaiting their handshake",
+				"addr", ln.Addr().String(), "limit", gate.TotalLimit(), "per_address", gate.PerSourceLimit(),
+				"action", "closing the oldest, and those over the limit per address (a flood?)")
+		}
+		if ok {
+			p.wg.Add(1) // this loop holds a count: wg cannot be 0 here
+			go p.admit(conn, gate)
+		}
 	}
 }
 
@@ -48,8 +72,9 @@ func isTemporary(err error) bool {
 }
 
 // admit authenticates a worker that dialled in, sends it the executable if
-// its node lacks it, and makes it a member.
-func (p *driver) admit(conn net.Conn) {
+// its node lacks it, and makes it a member. Once the handshake has ended,
+// conn leaves gate.
+func (p *driver) admit(conn net.Conn, gate *admit.Gate) {
 	defer p.wg.Done()
 	remote := conn.RemoteAddr().String()
 	stop := make(chan struct{})
@@ -61,7 +86,21 @@ func (p *driver) admit(conn net.Conn) {
 		case <-stop:
 		}
 	}()
-	w, err := p.setupRemote(conn, remote)
+	sc, err := p.handshake(conn, remote)
+	gate.Done(conn)
+	if err != nil {
+		conn.Close()
+		// A wrong token or version is worth a warning; a connection that
+		// closed or idled through its handshake (a port scan, or one shed
+		// by the gate in a flood) is not.
+		level := slog.LevelInfo
+		if errors.Is(err, wire.ErrAuth) || errors.Is(err, wire.ErrVersion) {
+			level = slog.LevelWarn
+		}
+		p.logf(level, "worker refused", "worker", "dial-in "+remote, "cause", err)
+		return
+	}
+	w, err := p.setupSession(sc, remote)
 	if err != nil {
 		conn.Close()
 		p.logf(slog.LevelWarn, "worker refused", "worker", "dial-in "+remote, "cause", err)

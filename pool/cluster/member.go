@@ -260,10 +260,26 @@ func (p *driver) dial(m *member) (*wconn, error) {
 // (or dialled-in worker) at addr run this program, and starts the session.
 // Everything after the handshake crosses the encrypted channel it sets up.
 func (p *driver) setupRemote(raw net.Conn, addr string) (*wconn, error) {
+	conn, err := p.handshake(raw, addr)
+	if err != nil {
+		return nil, err
+	}
+	return p.setupSession(conn, addr)
+}
+
+// handshake authenticates the poolworker at the other end of raw and
+// returns the channel to it.
+func (p *driver) handshake(raw net.Conn, addr string) (net.Conn, error) {
 	conn, err := wire.DriverHandshake(raw, p.s.auth, wire.DefaultHandshakeTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
 	}
+	return conn, nil
+}
+
+// setupSession starts a worker process on the poolworker at the other end
+// of conn, authenticated, sending it the executable if its node lacks it.
+func (p *driver) setupSession(conn net.Conn, addr string) (*wconn, error) {
 	sum, size, err := exeDigest(p.exe)
 	if err != nil {
 		return nil, err
