@@ -57,12 +57,16 @@ var (
 	// ErrAuth means the peer does not hold the same token (or, with
 	// certificates, has none the CA signed), or the connection was
 	// tampered with.
-	ErrAuth = errors.New("mp: authentication failed: the token does not match the peer's (check MP_TOKEN)")
+	ErrAuth = errors.New("mp: authentication failed")
 	// ErrVersion means the peer speaks another protocol version.
 	ErrVersion = errors.New("mp: protocol version mismatch")
 	// ErrNotMP means the peer does not speak mp's protocol at all.
 	ErrNotMP = errors.New("mp: peer does not speak the mp protocol")
 )
+
+// tokenMismatch is what an authentication failure of the token says; a
+// failure of the certificates says what failed instead.
+const tokenMismatch = "the token does not match the peer's (check MP_TOKEN)"
 
 // DefaultHandshakeTimeout bounds a handshake.
 const DefaultHandshakeTimeout = 10 * time.Second
@@ -175,7 +179,7 @@ func DriverHandshake(conn net.Conn, auth Auth, timeout time.Duration) (*secure.C
 	status, m2, err := readMessage(conn)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w (the worker closed the connection)", ErrAuth)
+			return nil, fmt.Errorf("%w: the worker closed the connection (is the token the peer's? check MP_TOKEN)", ErrAuth)
 		}
 		if errors.Is(err, ErrNotMP) || errors.Is(err, ErrVersion) {
 			return nil, err
@@ -185,7 +189,7 @@ func DriverHandshake(conn net.Conn, auth Auth, timeout time.Duration) (*secure.C
 	switch status {
 	case statusOK:
 	case statusAuth:
-		return nil, fmt.Errorf("%w (the worker could not authenticate this driver)", ErrAuth)
+		return nil, fmt.Errorf("%w: %s (the worker could not authenticate this driver)", ErrAuth, tokenMismatch)
 	case statusVersion:
 		return nil, ErrVersion
 	default:
@@ -193,7 +197,7 @@ func DriverHandshake(conn net.Conn, auth Auth, timeout time.Duration) (*secure.C
 	}
 	payload, h, send, recv, err := hs.ReadMessage2(m2)
 	if err != nil {
-		return nil, fmt.Errorf("%w (the worker could not prove the token, or the connection was tampered with)", ErrAuth)
+		return nil, fmt.Errorf("%w: %s (the worker could not prove it, or the connection was tampered with)", ErrAuth, tokenMismatch)
 	}
 	sc := secure.NewConn(conn, send, recv)
 	if auth.Cert == nil {
@@ -264,7 +268,7 @@ func WorkerHandshake(conn net.Conn, auth Auth, timeout time.Duration) (*secure.C
 	payload, err := hs.ReadMessage1(m1)
 	if err != nil {
 		conn.Write(message(statusAuth, nil))
-		return nil, fmt.Errorf("%w (the driver could not prove the token)", ErrAuth)
+		return nil, fmt.Errorf("%w: %s (the driver could not prove it)", ErrAuth, tokenMismatch)
 	}
 	if len(payload) != 0 {
 		return nil, fmt.Errorf("%w: a payload in message 1", ErrNotMP)
