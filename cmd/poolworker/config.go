@@ -3,7 +3,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,28 +22,38 @@ import (
 )
 
 // auth is what the handshake proves this node with.
-func (c config) auth() wire.Auth { return wire.Auth{Token: c.token, Cert: c.cert, CA: c.ca} }
+// auth returns what the handshake proves with. With certificates, it reads
+// them again if their files changed (see wire.CertFiles); if that fails,
+// it returns the previous ones and the error, once.
+func (c config) auth() (wire.Auth, error) {
+	a := wire.Auth{Token: c.token}
+	if c.certs == nil {
+		return a, nil
+	}
+	var err error
+	a.Cert, a.CA, err = c.certs.Current()
+	return a, err
+}
 
 // config is poolworker's configuration, from flags and the environment.
 type config struct {
-	listen       string            // address to listen on
-	connect      string            // driver address to dial instead (-connect); "": listen
-	giveUpAfter  time.Duration     // -connect: exit once the driver is unreachable this long; 0: never
-	token        []byte            // shared secret; never empty
-	tokenFlag    bool              // the token came from -token on the command line (deprecated)
-	cert         *wire.Certificate // -tls-cert and -tls-key; nil: none
-	ca           *x509.CertPool    // -tls-ca: verifies drivers' certificates
-	newToken     bool              // print a new token and exit
-	user         *runAs            // -user: run worker processes as this user; nil: as poolworker's
-	capacity     int               // chunks each worker process runs at once
-	cacheDir     string            // where received executables are kept
-	cacheMax     int64             // bytes of executables kept; least recently used ones go
-	maxBinary    int64             // largest executable accepted, in bytes
-	metrics      string            // host:port serving /metrics, /healthz, /readyz; "" for none
-	version      bool              // print the version and exit
-	logFormat    string            // "text" or "json"
-	logLevel     slog.Level        // least severe level logged
-	drainTimeout time.Duration     // how long children get to finish on SIGTERM
+	listen       string          // address to listen on
+	connect      string          // driver address to dial instead (-connect); "": listen
+	giveUpAfter  time.Duration   // -connect: exit once the driver is unreachable this long; 0: never
+	token        []byte          // shared secret; never empty
+	tokenFlag    bool            // the token came from -token on the command line (deprecated)
+	certs        *wire.CertFiles // -tls-cert, -tls-key and -tls-ca (drivers' certificates); nil: none
+	newToken     bool            // print a new token and exit
+	user         *runAs          // -user: run worker processes as this user; nil: as poolworker's
+	capacity     int             // chunks each worker process runs at once
+	cacheDir     string          // where received executables are kept
+	cacheMax     int64           // bytes of executables kept; least recently used ones go
+	maxBinary    int64           // largest executable accepted, in bytes
+	metrics      string          // host:port serving /metrics, /healthz, /readyz; "" for none
+	version      bool            // print the version and exit
+	logFormat    string          // "text" or "json"
+	logLevel     slog.Level      // least severe level logged
+	drainTimeout time.Duration   // how long children get to finish on SIGTERM
 }
 
 // Defaults.
@@ -115,7 +124,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.cacheMax, "cache-max", "2GiB", "bytes of executables the cache keeps: past it, the least recently used ones\nno worker process runs are removed (same units as -max-binary)")
 	fs.StringVar(&r.maxBinary, "max-binary", "1GiB", "largest executable accepted: bytes, or with a suffix KiB, MiB or GiB")
 	fs.StringVar(&r.metrics, "metrics-listen", "", "`host:port` serving /healthz (live), /readyz (accepting drivers; 503 while\ndraining) and /metrics (Prometheus); off if empty")
-	fs.StringVar(&r.tlsCert, "tls-cert", "", "PEM `file` of this node's certificate (its chain after it), for CA-based mutual\nauthentication on top of the token: drivers then need MP_TLS_CERT, MP_TLS_KEY, MP_TLS_CA")
+	fs.StringVar(&r.tlsCert, "tls-cert", "", "PEM `file` of this node's certificate (its chain after it), for CA-based mutual\nauthentication on top of the token: drivers then need MP_TLS_CERT, MP_TLS_KEY, MP_TLS_CA.\nThe three files are read again when they change (renewed in place, as by cert-manager)")
 	fs.StringVar(&r.tlsKey, "tls-key", "", "PEM `file` of the private key of -tls-cert")
 	fs.StringVar(&r.tlsCA, "tls-ca", "", "PEM `file` of the CA whose certificates (client auth) drivers must present")
 	fs.BoolVar(&r.version, "version", false, "print poolworker's version and exit")
@@ -206,7 +215,7 @@ func (r *rawFlags) check(given map[string]bool) (config, error) {
 		if r.tlsCert == "" || r.tlsKey == "" || r.tlsCA == "" {
 			return cfg, configErr("-tls-cert, -tls-key and -tls-ca go together: got %q, %q, %q", r.tlsCert, r.tlsKey, r.tlsCA)
 		}
-		if cfg.cert, cfg.ca, err = wire.LoadCertificates(r.tlsCert, r.tlsKey, r.tlsCA); err != nil {
+		if cfg.certs, err = wire.LoadCertFiles(r.tlsCert, r.tlsKey, r.tlsCA); err != nil {
 			return cfg, configErr("-tls-cert, -tls-key, -tls-ca: %v", err)
 		}
 	}

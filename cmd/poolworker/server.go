@@ -179,7 +179,11 @@ func (s *server) handle(conn net.Conn) {
 	defer s.handlers.Done()
 	defer s.release(conn)
 	log := s.log.With("remote", conn.RemoteAddr().String())
-	sc, err := wire.WorkerHandshake(conn, s.cfg.auth(), wire.DefaultHandshakeTimeout)
+	auth, err := s.cfg.auth()
+	if err != nil {
+		log.Warn("certificates", "err", err)
+	}
+	sc, err := wire.WorkerHandshake(conn, auth, wire.DefaultHandshakeTimeout)
 	if err != nil {
 		s.metrics.handshakeFailed(err)
 		log.Log(context.Background(), handshakeLevel(err), "handshake failed", "err", err)

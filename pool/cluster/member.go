@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -270,7 +271,15 @@ func (p *driver) setupRemote(raw net.Conn, addr string) (*wconn, error) {
 // handshake authenticates the poolworker at the other end of raw and
 // returns the channel to it.
 func (p *driver) handshake(raw net.Conn, addr string) (net.Conn, error) {
-	conn, err := wire.DriverHandshake(raw, p.s.auth, wire.DefaultHandshakeTimeout)
+	auth := p.s.auth
+	if p.s.certs != nil {
+		// Read again if the files were renewed since (cluster.TLS).
+		var err error
+		if auth.Cert, auth.CA, err = p.s.certs.Current(); err != nil {
+			p.logf(slog.LevelWarn, "certificates", "cause", err)
+		}
+	}
+	conn, err := wire.DriverHandshake(raw, auth, wire.DefaultHandshakeTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("poolworker %s: %w", addr, err)
 	}

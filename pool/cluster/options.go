@@ -26,20 +26,21 @@ const (
 
 // settings are the cluster backend's own configuration.
 type settings struct {
-	addrs            []string      // poolworker addresses or names; empty: embedded
-	listen           string        // address workers dial in to; "": none
-	resolveEvery     time.Duration // how often names in addrs are resolved again
-	minMembers       int           // members New waits for
-	startTimeout     time.Duration // how long New waits for them
-	token            string        // shared token for poolworkers
-	tlsCert, tlsKey  string        // files of this driver's certificate and key; "": none
-	tlsCA            string        // file of the CA that signs poolworkers' certificates
-	auth             wire.Auth     // token and certificates, as the handshake takes them
-	retries          int           // re-runs of a lost chunk
-	heartbeat        time.Duration // keepalive interval
-	heartbeatTimeout time.Duration // a ping unanswered this long kills the connection
-	reconnectFor     time.Duration // how long a lost worker is retried before it is given up
-	chunkTimeout     time.Duration // a chunk unanswered this long takes its connection down; 0: never
+	addrs            []string        // poolworker addresses or names; empty: embedded
+	listen           string          // address workers dial in to; "": none
+	resolveEvery     time.Duration   // how often names in addrs are resolved again
+	minMembers       int             // members New waits for
+	startTimeout     time.Duration   // how long New waits for them
+	token            string          // shared token for poolworkers
+	tlsCert, tlsKey  string          // files of this driver's certificate and key; "": none
+	tlsCA            string          // file of the CA that signs poolworkers' certificates
+	auth             wire.Auth       // the token, as the handshake takes it
+	certs            *wire.CertFiles // certificates, read again when their files change; nil: none
+	retries          int             // re-runs of a lost chunk
+	heartbeat        time.Duration   // keepalive interval
+	heartbeatTimeout time.Duration   // a ping unanswered this long kills the connection
+	reconnectFor     time.Duration   // how long a lost worker is retried before it is given up
+	chunkTimeout     time.Duration   // a chunk unanswered this long takes its connection down; 0: never
 	maxFrame         int
 	log              *slog.Logger // nil: no logs
 }
@@ -143,8 +144,11 @@ func Token(token string) pool.Option {
 // "Certificates"): this driver proves it holds the key of the certificate in
 // certFile (PEM, its chain after it) with keyFile, and accepts only
 // poolworkers whose certificate caFile's CA signed for server auth. The
-// poolworkers must run with -tls-cert, -tls-key and -tls-ca. The files are
-// read once, by New. Without this option, MP_TLS_CERT, MP_TLS_KEY and
+// poolworkers must run with -tls-cert, -tls-key and -tls-ca. New reads the
+// files and fails if they do not hold a certificate, its key and a CA; they
+// are read again, before a connection's handshake, when they have changed
+// (renewed in place, as cert-manager does), and if that fails the previous
+// ones stay in use and the pool's logger says why. Without this option, MP_TLS_CERT, MP_TLS_KEY and
 // MP_TLS_CA are used if set. It costs one signature and one verification
 // per connection; nothing per task.
 func TLS(certFile, keyFile, caFile string) pool.Option {
@@ -164,11 +168,11 @@ func (s *settings) loadAuth() error {
 	if s.tlsCert == "" || s.tlsKey == "" || s.tlsCA == "" {
 		return fmt.Errorf("%w: certificates (cluster.TLS or MP_TLS_CERT, MP_TLS_KEY, MP_TLS_CA): all three files are needed, got cert %q, key %q, CA %q", pool.ErrConfig, s.tlsCert, s.tlsKey, s.tlsCA)
 	}
-	cert, ca, err := wire.LoadCertificates(s.tlsCert, s.tlsKey, s.tlsCA)
+	certs, err := wire.LoadCertFiles(s.tlsCert, s.tlsKey, s.tlsCA)
 	if err != nil {
 		return fmt.Errorf("%w: cluster.TLS or MP_TLS_CERT, MP_TLS_KEY, MP_TLS_CA: %v", pool.ErrConfig, err)
 	}
-	s.auth.Cert, s.auth.CA = cert, ca
+	s.certs = certs
 	return nil
 }
 

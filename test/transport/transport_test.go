@@ -315,6 +315,45 @@ func TestCertificates(t *testing.T) {
 	}
 }
 
+// TestCertificatesRenewed: the node's certificate, key and CA files are
+// renewed in place (a new CA: cert-manager's renewals keep the CA, but a
+// new one is what tells the two apart here). Without a restart, the node
+// accepts a driver with the new credentials and refuses one with the old.
+func TestCertificatesRenewed(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, ca := pki(t, dir, "cluster")
+	n := startNode(t, "", freeAddr(t), "-tls-cert", cert, "-tls-key", key, "-tls-ca", ca)
+	if err := run(t, n.addr, cluster.Token(token), cluster.TLS(cert, key, ca)); err != nil {
+		t.Fatalf("before the renewal: %v", err)
+	}
+	old := t.TempDir()
+	for _, f := range []string{cert, key, ca} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(old, filepath.Base(f)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ncert, nkey, nca := pki(t, t.TempDir(), "cluster")
+	for from, to := range map[string]string{ncert: cert, nkey: key, nca: ca} {
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run(t, n.addr, cluster.Token(token), cluster.TLS(cert, key, ca)); err != nil {
+		t.Fatalf("after the renewal, with the new credentials: %v\n%s", err, n.stderr)
+	}
+	err := run(t, n.addr, cluster.Token(token), cluster.TLS(filepath.Join(old, "cluster.crt"), filepath.Join(old, "cluster.key"), filepath.Join(old, "cluster-ca.crt")))
+	if !errors.Is(err, wire.ErrAuth) {
+		t.Errorf("after the renewal, with the old credentials: %v; want ErrAuth", err)
+	}
+	if !n.alive() {
+		t.Fatal("the poolworker died")
+	}
+}
+
 // TestCapture records the traffic between a driver and a poolworker in
 // another network namespace with tcpdump: it holds neither the function's
 // name nor an ELF header (the executable), though the Map ran.
