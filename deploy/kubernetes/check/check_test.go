@@ -46,6 +46,49 @@ type objects struct {
 	svc *corev1.Service
 	pdb *policyv1.PodDisruptionBudget
 	job *batchv1.Job
+
+	// With the cert-manager component: its kinds, by name.
+	issuers map[string]*cmIssuer
+	certs   map[string]*cmCertificate
+}
+
+// cmIssuer and cmCertificate are the fields of cert-manager's Issuer and
+// Certificate (cert-manager.io/v1) that the component uses, decoded
+// strictly: a field misspelt or not in this subset fails. cert-manager's
+// own Go types would bring its module and Kubernetes' controller runtime
+// into this check.
+type cmIssuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned,omitempty"`
+		CA         *struct {
+			SecretName string `json:"secretName"`
+		} `json:"ca,omitempty"`
+	} `json:"spec"`
+}
+
+type cmCertificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		IsCA        bool     `json:"isCA,omitempty"`
+		CommonName  string   `json:"commonName,omitempty"`
+		SecretName  string   `json:"secretName"`
+		Duration    string   `json:"duration,omitempty"`
+		RenewBefore string   `json:"renewBefore,omitempty"`
+		Usages      []string `json:"usages,omitempty"`
+		PrivateKey  *struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey,omitempty"`
+		IssuerRef struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
 }
 
 // render runs kustomize on dir: kubectl kustomize, or the kustomize command
@@ -83,7 +126,7 @@ func render(t *testing.T, dir string) []byte {
 // strictly (an unknown or duplicated field is an error) into its type.
 func decode(t *testing.T, rendered []byte) objects {
 	t.Helper()
-	var o objects
+	o := objects{issuers: map[string]*cmIssuer{}, certs: map[string]*cmCertificate{}}
 	for i, doc := range regexp.MustCompile(`(?m)^---$`).Split(string(rendered), -1) {
 		if strings.TrimSpace(doc) == "" {
 			continue
@@ -106,11 +149,21 @@ func decode(t *testing.T, rendered []byte) objects {
 			o.pdb, into = new(policyv1.PodDisruptionBudget), &o.pdb
 		case "batch/v1 Job":
 			o.job, into = new(batchv1.Job), &o.job
+		case "cert-manager.io/v1 Issuer":
+			into = new(cmIssuer)
+		case "cert-manager.io/v1 Certificate":
+			into = new(cmCertificate)
 		default:
 			t.Fatalf("document %d: unexpected %s %s", i, tm.APIVersion, tm.Kind)
 		}
 		if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
 			t.Fatalf("document %d (%s): %v", i, tm.Kind, err)
+		}
+		switch v := into.(type) {
+		case *cmIssuer:
+			o.issuers[v.Name] = v
+		case *cmCertificate:
+			o.certs[v.Name] = v
 		}
 	}
 	if o.ns == nil || o.sec == nil || o.dep == nil || o.svc == nil || o.pdb == nil || o.job == nil {
@@ -299,6 +352,119 @@ images:
 	for _, c := range append(o.dep.Spec.Template.Spec.Containers, o.job.Spec.Template.Spec.Containers...) {
 		if c.Image != "registry.example/mp:v1" {
 			t.Errorf("container %s: image %q, want the overlay's registry.example/mp:v1", c.Name, c.Image)
+		}
+	}
+}
+
+// TestCertManager renders the base with the cert-manager component, as the
+// README's overlay does: the poolworkers and the Job still pass every check
+// of the base, and each mounts the Secret of a Certificate whose usage is
+// its side's (server auth for poolworkers, client auth for drivers), issued
+// by a CA Issuer of the component, and passes the mounted files to mp.
+func TestCertManager(t *testing.T) {
+	base, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rel, err := filepath.Rel(dir, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kust := fmt.Sprintf("resources: [%s]\ncomponents: [%s]\n", rel, filepath.Join(rel, "cert-manager"))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	render(t, filepath.Join(base, "cert-manager")) // for go test's cache: see render
+	o := decode(t, render(t, dir))
+	check(t, o)
+	for _, side := range []struct {
+		what  string
+		spec  corev1.PodSpec
+		usage string
+		files func(c corev1.Container) [3]string // cert, key, CA
+	}{
+		{"Deployment " + o.dep.Name, o.dep.Spec.Template.Spec, "server auth", func(c corev1.Container) [3]string {
+			f := flags(t, c)
+			return [3]string{f["tls-cert"], f["tls-key"], f["tls-ca"]}
+		}},
+		{"Job " + o.job.Name, o.job.Spec.Template.Spec, "client auth", func(c corev1.Container) [3]string {
+			var f [3]string
+			for _, e := range c.Env {
+				switch e.Name {
+				case "MP_TLS_CERT":
+					f[0] = e.Value
+				case "MP_TLS_KEY":
+					f[1] = e.Value
+				case "MP_TLS_CA":
+					f[2] = e.Value
+				}
+			}
+			return f
+		}},
+	} {
+		c := side.spec.Containers[0]
+		files := side.files(c)
+		for i, want := range []string{"tls.crt", "tls.key", "ca.crt"} {
+			if path.Base(files[i]) != want {
+				t.Errorf("%s: certificate file %d is %q, want a %s", side.what, i, files[i], want)
+			}
+		}
+		// The files' directory is a mount of a Secret that a Certificate
+		// of the right usage fills, from the component's CA.
+		var secret string
+		for _, m := range c.VolumeMounts {
+			if m.MountPath != path.Dir(files[0]) {
+				continue
+			}
+			for _, v := range side.spec.Volumes {
+				if v.Name == m.Name && v.Secret != nil {
+					secret = v.Secret.SecretName
+					if mode := v.Secret.DefaultMode; mode == nil || *mode&0o007 != 0 || *mode&0o040 == 0 {
+						t.Errorf("%s: the certificate Secret's mode %v must be readable by the group (fsGroup) and not by others", side.what, mode)
+					}
+				}
+			}
+		}
+		if side.spec.SecurityContext == nil || side.spec.SecurityContext.FSGroup == nil {
+			t.Errorf("%s: no fsGroup: the Secret's files, root's, would not be readable by the container's user", side.what)
+		}
+		var cert *cmCertificate
+		for _, cc := range o.certs {
+			if cc.Spec.SecretName == secret && secret != "" {
+				cert = cc
+			}
+		}
+		if cert == nil {
+			t.Errorf("%s: %s is not mounted from a Secret a Certificate fills (secret %q)", side.what, path.Dir(files[0]), secret)
+			continue
+		}
+		if !contains(cert.Spec.Usages, side.usage) || !contains(cert.Spec.Usages, "digital signature") || cert.Spec.IsCA {
+			t.Errorf("Certificate %s: usages %v, isCA %v; want %s and digital signature, not a CA", cert.Name, cert.Spec.Usages, cert.Spec.IsCA, side.usage)
+		}
+		iss := o.issuers[cert.Spec.IssuerRef.Name]
+		if cert.Spec.IssuerRef.Kind != "Issuer" || iss == nil || iss.Spec.CA == nil {
+			t.Errorf("Certificate %s: issuer %+v is not a CA Issuer of the component", cert.Name, cert.Spec.IssuerRef)
+			continue
+		}
+		ca := o.certs[""]
+		for _, cc := range o.certs {
+			if cc.Spec.SecretName == iss.Spec.CA.SecretName {
+				ca = cc
+			}
+		}
+		if ca == nil || !ca.Spec.IsCA {
+			t.Errorf("Issuer %s: its CA Secret %q is not filled by a CA Certificate", iss.Name, iss.Spec.CA.SecretName)
+		}
+	}
+	for name, c := range o.certs {
+		if c.Namespace != o.ns.Name {
+			t.Errorf("Certificate %s is in namespace %q, want %q", name, c.Namespace, o.ns.Name)
+		}
+	}
+	for name, iss := range o.issuers {
+		if iss.Namespace != o.ns.Name {
+			t.Errorf("Issuer %s is in namespace %q, want %q", name, iss.Namespace, o.ns.Name)
 		}
 	}
 }
