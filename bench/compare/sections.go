@@ -150,14 +150,15 @@ func reportScale(b *strings.Builder, sz sizes, o options, scales []scaleResult) 
 		b.WriteString("Skipped (-scale is empty).\n")
 		return
 	}
-	fmt.Fprintf(b, "One run each, after the rounds: pool.Map(nap, items, Chunksize(1)) with enough items for ~%v at the ideal rate, worker processes ÷ nap. Each worker holds up to 2 chunks (here items): items of 5ms come back too slowly to deepen the scheduler's pipeline past its minimum. Driver memory: its peak during the Map (for the live heap, the larger of the samples and a GC right after the Map, the pool still open) minus its value before the pool started, so it includes each connection's buffers. Worker RSS: VmRSS of the worker processes (/proc), per process. Cores busy: CPU time used during the Map ÷ its wall time, for the driver and for all the workers together (other programs on the machine are not counted).\n\n", sz.scaleTarget)
-	t := table{head: []string{"worker processes", "start-up", "items", "time", "items/s", "ideal items/s", "% of ideal", "driver live heap growth", "per worker", "per in-flight item", "driver HeapInuse growth", "worker RSS idle / peak", "cores busy: driver + workers"}}
+	fmt.Fprintf(b, "One run each, after the rounds: pool.Map(nap, items, Chunksize(1)) with enough items for ~%v at the ideal rate, worker processes ÷ nap. Each worker holds up to 2 chunks (here items): items of 5ms come back too slowly to deepen the scheduler's pipeline past its minimum. Driver memory: its peak during the Map (for the live heap, the larger of the samples and a GC right after the Map, the pool still open) minus its value before the pool started, so it includes each connection's buffers. Worker RSS: VmRSS of the worker processes (/proc), per process. Cores busy: CPU time used during the Map ÷ its wall time, for the driver and for all the workers together (other programs on the machine are not counted); CPU per item: the same CPU time ÷ the items, what an item that only sleeps costs the machine in round trips, wake-ups and timers. The ideal rate needs that many cores: items/s × CPU per item.\n\n", sz.scaleTarget)
+	t := table{head: []string{"worker processes", "start-up", "items", "time", "items/s", "ideal items/s", "% of ideal", "driver live heap growth", "per worker", "per in-flight item", "driver HeapInuse growth", "worker RSS idle / peak", "cores busy: driver + workers", "CPU per item: driver + workers"}}
 	for _, s := range scales {
 		t.add(strconv.Itoa(s.workers), fmtDur(s.startup.Seconds()), fmtCount(s.items), fmtDur(s.elapsed.Seconds()),
 			fmtRate(s.rate), fmtRate(s.ideal), fmt.Sprintf("%.1f%%", 100*s.rate/s.ideal),
 			fmtMiB(s.liveGrowth), fmtKiB(s.liveGrowth/float64(s.workers)), fmtKiB(s.liveGrowth/float64(s.inflight)),
 			fmtMiB(s.heapGrowth), fmtMiB(s.rssIdle)+" / "+fmtMiB(s.rssPeak),
-			fmt.Sprintf("%.2f + %.2f of %d", s.cpuDriver/s.elapsed.Seconds(), s.cpuWorkers/s.elapsed.Seconds(), runtime.NumCPU()))
+			fmt.Sprintf("%.2f + %.2f of %d", s.cpuDriver/s.elapsed.Seconds(), s.cpuWorkers/s.elapsed.Seconds(), runtime.NumCPU()),
+			fmtDur(s.cpuDriver/float64(s.items))+" + "+fmtDur(s.cpuWorkers/float64(s.items)))
 	}
 	b.WriteString(t.String())
 }
@@ -288,7 +289,8 @@ func reportTargets(b *strings.Builder, sz sizes, piCs, mapCs, applyCs, asyncCs [
 		}
 		pct := 100 * s.rate / s.ideal
 		t.add("64 worker processes, items sleeping 5 ms", fmt.Sprintf("%.1f%% of ideal", pct), fmt.Sprintf("%.0f%%", was13Scale64Pct), "≥ 90%", met(pct >= 90),
-			fmt.Sprintf("ideal: 64 ÷ 5 ms; cores busy during it: driver %.2f + workers %.2f of %d", s.cpuDriver/s.elapsed.Seconds(), s.cpuWorkers/s.elapsed.Seconds(), runtime.NumCPU()))
+			fmt.Sprintf("ideal: 64 ÷ 5 ms; cores busy during it: driver %.2f + workers %.2f of %d; at %s of CPU an item, the ideal rate needs %.2f cores", s.cpuDriver/s.elapsed.Seconds(), s.cpuWorkers/s.elapsed.Seconds(), runtime.NumCPU(),
+				fmtDur((s.cpuDriver+s.cpuWorkers)/float64(s.items)), s.ideal*(s.cpuDriver+s.cpuWorkers)/float64(s.items)))
 	}
 	b.WriteString(t.String())
 }
