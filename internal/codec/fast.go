@@ -3,6 +3,7 @@ package codec
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"reflect"
 	"slices"
 	"unsafe"
@@ -57,32 +58,39 @@ func AppendItems(b []byte, s any, from, to, limit int) ([]byte, int, bool) {
 	return b, 0, false
 }
 
-// appendInts and appendUints are AppendItems for integers: a fixint is
-// written in the loop, other numbers by appendInt or appendUint. When every
-// item fits under limit even at 9 bytes, the loop skips the per-item check.
+// appendInts and appendUints are AppendItems for integers. Items go out in
+// blocks of intBlock: room for a block at 9 bytes an item is made once,
+// and putInts writes the block without a check of limit or of capacity
+// per item. Items past the last block that fits under limit at 9 bytes
+// each are written one by one, with the check.
 func appendInts[E int | int64 | int32](b []byte, s []E, from, to, limit int) ([]byte, int, bool) {
 	to = min(to, len(s))
 	if from >= to {
 		return b, 0, true
 	}
-	if len(b) <= limit-9*(to-from) {
-		for _, x := range s[from:to] {
-			if x := int64(x); x >= -32 && x <= math.MaxInt8 {
-				b = append(b, byte(x))
-			} else {
-				b = appendInt(b, x)
+	s = s[from:to]
+	n := 0
+	for len(s) > 0 {
+		k := min(len(s), intBlock)
+		if len(b) > limit-9*k {
+			break
+		}
+		b = slices.Grow(b, 9*k)
+		for blk := s[:k]; len(blk) > 0; {
+			// Room for 9 bytes an item of blk is there.
+			j, m := putInts(b[len(b):len(b)+9*len(blk)], blk)
+			b = b[:len(b)+j]
+			if blk = blk[m:]; len(blk) > 0 {
+				b = appendInt(b, int64(blk[0])) // from 2³², or under -32
+				blk = blk[1:]
 			}
 		}
-		return b, to - from, true
+		s = s[k:]
+		n += k
 	}
-	n := 0
-	for i := from; i < to; i++ {
+	for _, x := range s {
 		mark := len(b)
-		if x := int64(s[i]); x >= -32 && x <= math.MaxInt8 {
-			b = append(b, byte(x))
-		} else {
-			b = appendInt(b, x)
-		}
+		b = appendInt(b, int64(x))
 		if len(b) > limit {
 			return b[:mark], n, true
 		}
@@ -90,6 +98,55 @@ func appendInts[E int | int64 | int32](b []byte, s []E, from, to, limit int) ([]
 	}
 	return b, n, true
 }
+
+// intBlock is how many integers appendInts writes between checks: at 9
+// bytes an item, the room it makes stays under 10 KiB past the frame.
+const intBlock = 1024
+
+// putInts writes the items of s from the first on, as appendInt does, into
+// w, which has room for 9 bytes an item, while they are from -32 to
+// 2³²-1 (what a Map of small numbers sends). It returns the bytes written
+// and the items they hold. A number is written with one 8-byte big-endian
+// store of its code and payload (the bytes past the value are overwritten
+// by the next one, or cut off): about a dozen instructions and one bounds
+// check an item, no call. Other numbers stop it, so that the loop holds
+// its registers instead of saving them around a call.
+func putInts[E int | int64 | int32](w []byte, s []E) (j, n int) {
+	for ; n < len(s); n++ {
+		x := int64(s[n])
+		v := w[j : j+9 : j+9]
+		if uint64(x+32) < 160 { // -32 to 127: a fixint
+			v[0] = byte(x)
+			j++
+			continue
+		}
+		u := uint64(x)
+		if u > math.MaxUint32 {
+			break
+		}
+		f := uintForm[bits.Len32(uint32(u))]
+		binary.BigEndian.PutUint64(v, uint64(f.code)<<56|u<<(f.shift&63))
+		j += int(f.n)
+	}
+	return j, n
+}
+
+// uintForm is, by the bit length of a number from 128 to 2³²-1, how
+// msgpack writes it: the code, the bytes in all, and the shift that puts
+// the payload after the code in a big-endian 64-bit word.
+var uintForm = func() (t [33]struct{ code, n, shift uint8 }) {
+	for l := 8; l <= 32; l++ {
+		switch {
+		case l <= 8:
+			t[l].code, t[l].n, t[l].shift = 0xcc, 2, 48
+		case l <= 16:
+			t[l].code, t[l].n, t[l].shift = 0xcd, 3, 40
+		default:
+			t[l].code, t[l].n, t[l].shift = 0xce, 5, 24
+		}
+	}
+	return t
+}()
 
 func appendUints[E uint | uint64](b []byte, s []E, from, to, limit int) ([]byte, int, bool) {
 	to = min(to, len(s))
@@ -289,30 +346,57 @@ func decodeInts[E int | int64 | int32](b []byte, p *[]E, lo, hi int64) (int, boo
 	base := len(s)
 	s = slices.Grow(s, n)[:base+n] // n <= len(b): start checked
 	out := s[base:]
-	for k := range out {
-		if i >= len(b) {
-			return 0, false
+	for k := 0; k < len(out); {
+		// Runs of small numbers in a tight loop; the others, and the last
+		// few bytes, one by one.
+		m, next := getInts(b, i, out[k:], hi)
+		k, i = k+m, next
+		if k == len(out) {
+			break
 		}
 		var x int64
-		switch c := b[i]; {
-		case c <= 0x7f:
-			x, i = int64(c), i+1
-		case c == 0xce && i+5 <= len(b):
-			x, i = int64(binary.BigEndian.Uint32(b[i+1:])), i+5
-		case c == 0xcd && i+3 <= len(b):
-			x, i = int64(binary.BigEndian.Uint16(b[i+1:])), i+3
-		default:
-			if x, i, ok = readInt(b, i); !ok {
-				return 0, false
-			}
-		}
-		if x < lo || x > hi {
+		if x, i, ok = readInt(b, i); !ok || x < lo || x > hi {
 			return 0, false
 		}
 		out[k] = E(x)
+		k++
 	}
 	*p = s
 	return i, true
+}
+
+// getInts reads numbers from b[i:] into out[0:], from the first on, while
+// at least 9 bytes remain and each is a fixint or a uint 8, 16 or 32 (what
+// an Encoder writes for the numbers from -32 to 2³²-1) no greater than hi.
+// It returns how many it read and where they end. Each is read from one
+// 8-byte big-endian load, with no call, so that the loop keeps its
+// registers; the caller takes whatever stops it one by one.
+func getInts[E int | int64 | int32](b []byte, i int, out []E, hi int64) (k, next int) {
+	for ; k < len(out) && i <= len(b)-9; k++ {
+		v := binary.BigEndian.Uint64(b[i:])
+		var x int64
+		var w int // bytes the number takes
+		switch c := byte(v >> 56); {
+		case c <= 0x7f:
+			x, w = int64(c), 1
+		case c >= 0xe0:
+			x, w = int64(int8(c)), 1
+		case c == 0xce:
+			x, w = int64(uint32(v>>24)), 5
+		case c == 0xcd:
+			x, w = int64(uint16(v>>40)), 3
+		case c == 0xcc:
+			x, w = int64(uint8(v>>48)), 2
+		default:
+			return k, i
+		}
+		if x > hi {
+			return k, i
+		}
+		out[k] = E(x)
+		i += w
+	}
+	return k, i
 }
 
 func decodeUints[E uint | uint64](b []byte, p *[]E, hi uint64) (int, bool) {

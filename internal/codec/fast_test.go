@@ -3,6 +3,7 @@ package codec_test
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -240,4 +241,110 @@ func FuzzFast(f *testing.F) {
 			}
 		}
 	})
+}
+
+// mixedInts returns n integers drawn from every encoding's range, mostly
+// the small ones that the tight loops take, some of the others in runs and
+// alone, so that the loops stop and start again anywhere in a block.
+func mixedInts(r *rand.Rand, n int) []int64 {
+	edges := []int64{0, 127, 128, -32, -33, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1,
+		math.MinInt8, math.MinInt8 - 1, math.MinInt16, math.MinInt16 - 1, math.MinInt32, math.MinInt32 - 1,
+		math.MaxInt32, math.MaxInt32 + 1, math.MaxInt64, math.MinInt64}
+	s := make([]int64, n)
+	for i := range s {
+		switch r.IntN(10) {
+		case 0:
+			s[i] = edges[r.IntN(len(edges))]
+		case 1:
+			s[i] = r.Int64() >> r.IntN(64)
+		case 2:
+			s[i] = -r.Int64N(1 << 31)
+		default:
+			s[i] = r.Int64N(300_000) - 40
+		}
+	}
+	return s
+}
+
+// TestFastIntsBlocks: the block-wise encoder and the tight decoding loop
+// give the general path's bytes and values at every length around a
+// block's, from any start, under any limit, for each integer type.
+func TestFastIntsBlocks(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{0, 1, 2, 8, 9, 10, 1023, 1024, 1025, 2049, 5000} {
+		s64 := mixedInts(r, size)
+		for _, s := range []any{s64, conv[int](s64), conv32(s64)} {
+			v := reflect.ValueOf(s)
+			n := v.Len()
+			from := 0
+			if n > 2 {
+				from = r.IntN(n / 2)
+			}
+			want := general(t, v.Slice(from, n).Interface())
+			got, w, ok := codec.AppendItems([]byte{0xaa}, s, from, n, math.MaxInt)
+			if !ok || w != n-from || !bytes.Equal(got[1:], want) || got[0] != 0xaa {
+				t.Fatalf("%T n=%d from %d: %d items, equal %v", s, n, from, w, bytes.Equal(got[1:], want))
+			}
+			// Under a limit: the items that fit, each whole, and no more.
+			limit := 1 + r.IntN(len(want)+1)
+			got, w, _ = codec.AppendItems([]byte{0xaa}, s, from, n, limit)
+			if fit := general(t, v.Slice(from, from+w).Interface()); !bytes.Equal(got[1:], fit) || len(got) > limit {
+				t.Fatalf("%T n=%d limit %d: %d items in %d bytes, not the general path's", s, n, limit, w, len(got))
+			}
+			if from+w < n {
+				if next := general(t, v.Slice(from+w, from+w+1).Interface()); len(got)+len(next) <= limit {
+					t.Fatalf("%T n=%d limit %d: stopped at %d items, with room for the next", s, n, limit, w)
+				}
+			}
+			whole, err := codec.EncodeBytes(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDecode(t, whole, s)
+			// Appending to a slice that holds items already.
+			ptr := reflect.New(v.Type())
+			ptr.Elem().Set(reflect.AppendSlice(reflect.MakeSlice(v.Type(), 0, 1), v.Slice(0, min(n, 1))))
+			if _, ok := codec.DecodeFast(whole, ptr.Interface()); !ok {
+				t.Fatalf("%T n=%d: DecodeFast gave up on its own encoding", s, n)
+			}
+			if got := ptr.Elem().Slice(min(n, 1), ptr.Elem().Len()).Interface(); !reflect.DeepEqual(got, s) {
+				t.Fatalf("%T n=%d: appended %v", s, n, got)
+			}
+		}
+	}
+}
+
+// conv32 keeps the numbers of s that fit in an int32, so that []int32
+// gets the same mix.
+func conv32(s []int64) []int32 {
+	out := make([]int32, 0, len(s))
+	for _, x := range s {
+		if x == int64(int32(x)) {
+			out = append(out, int32(x))
+		}
+	}
+	return out
+}
+
+// TestFastIntsOutOfRange: a number over an int32's range in the middle of
+// small ones, where the tight loop reads it, makes DecodeFast give up.
+func TestFastIntsOutOfRange(t *testing.T) {
+	s := make([]int64, 40)
+	for i := range s {
+		s[i] = int64(i * 1000)
+	}
+	for _, bad := range []int64{math.MaxInt32 + 1, math.MinInt32 - 1, math.MaxUint32} {
+		for _, at := range []int{0, 20, 39} {
+			s[at] = bad
+			b, err := codec.EncodeBytes(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int32
+			if _, ok := codec.DecodeFast(b, &got); ok || got != nil {
+				t.Errorf("%d at %d: DecodeFast into []int32 gave %v, %v", bad, at, got, ok)
+			}
+			s[at] = 1
+		}
+	}
 }
