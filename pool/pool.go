@@ -289,8 +289,8 @@ func newChunk[T, R any](c *call, f *typed[T, R], in []T, out []R, off int) *chun
 func (k *chunk[T, R]) backendTask() *backend.Task { return &k.Task }
 func (k *chunk[T, R]) sentAt() time.Time          { return k.sent }
 
-// Context, Run, RunChecked, Func, Len, Args, NewResults, SetResults and
-// Finish make the chunk a backend.Work.
+// Context, Run, RunChecked, Func, Len, Args, NewResults, ResultsAt,
+// SetResults and Finish make the chunk a backend.Work.
 
 func (k *chunk[T, R]) Context() context.Context     { return k.c.ctx }
 func (k *chunk[T, R]) Func() (*backend.Func, error) { return k.c.remote() }
@@ -298,6 +298,13 @@ func (k *chunk[T, R]) Len() int                     { return len(k.in) }
 func (k *chunk[T, R]) Args() any                    { return k.in }
 func (k *chunk[T, R]) NewResults() any              { return new([]R) }
 func (k *chunk[T, R]) Finish(err error)             { k.c.taskDone(k, err) }
+
+// ResultsAt is the chunk's out[lo:hi] as an empty slice with its room:
+// the call's own results, which a backend decodes into without a copy.
+func (k *chunk[T, R]) ResultsAt(lo, hi int) any {
+	s := k.out[lo:lo:hi]
+	return &s
+}
 
 func (k *chunk[T, R]) Run() error {
 	_, err := k.f.runRange(k.c.ctx, &k.c.stop, k.in, k.out)
@@ -377,6 +384,9 @@ func (k *chunk[T, R]) SetResults(res any) (int, error) {
 	}
 	if len(rs) > len(k.out) {
 		return 0, errors.New("pool: backend returned more results than items")
+	}
+	if len(rs) > 0 && &rs[0] == &k.out[0] {
+		return len(rs), nil // decoded in place (ResultsAt)
 	}
 	return copy(k.out, rs), nil
 }

@@ -33,6 +33,10 @@ type Work interface {
 	Args() any
 	// NewResults is a *[]R to decode results into.
 	NewResults() any
+	// ResultsAt is a *[]R of length 0 whose capacity is the task's
+	// results lo to hi, where the call reads them: what is appended to it,
+	// up to hi-lo items, needs no copy when the task completes.
+	ResultsAt(lo, hi int) any
 	// SetResults stores results (a []R or *[]R) and reports how many.
 	SetResults(results any) (int, error)
 	// Finish is called once, when the task finishes, with its error.
@@ -84,6 +88,16 @@ func (t *Task) Args() any { return t.w.Args() }
 // NewResults returns a pointer to an empty []R for a backend to decode
 // results into before passing it to Complete.
 func (t *Task) NewResults() any { return t.w.NewResults() }
+
+// ResultsAt returns a pointer to a []R of length 0 and capacity hi-lo
+// whose items are the task's results lo to hi (0 <= lo <= hi <= Len), for
+// a backend to decode the results of items lo to hi straight into: passed
+// to Complete, such a slice (for lo = 0) is not copied again. Appending
+// past its capacity moves it elsewhere, as append does. Until Complete,
+// a backend must write it from one goroutine at a time, and only while
+// the task is not done, or while its call can no longer return the
+// results (it failed with an error that is not an item's).
+func (t *Task) ResultsAt(lo, hi int) any { return t.w.ResultsAt(lo, hi) }
 
 // Complete finishes a task run elsewhere. results must be a []R or *[]R
 // with one result per item run, in order; err is the error that stopped

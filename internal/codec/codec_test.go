@@ -237,3 +237,33 @@ func BenchmarkRoundTripStructs(b *testing.B) {
 		codec.RoundTrip(in, &out)
 	}
 }
+
+// tally unmarshals by adding to what it holds, as a type may that expects
+// to be decoded into its zero value.
+type tally struct{ N []byte }
+
+func (t tally) MarshalBinary() ([]byte, error) { return t.N, nil }
+func (t *tally) UnmarshalBinary(b []byte) error {
+	t.N = append(t.N, b...)
+	return nil
+}
+
+// TestDecodeIntoRoomHoldingValues: DecodeSlice appending within a slice's
+// capacity, over items that hold values already (a lost attempt's results
+// in the caller's slice), decodes each into a zero item, as into a fresh
+// slice.
+func TestDecodeIntoRoomHoldingValues(t *testing.T) {
+	src := []tally{{N: []byte("ab")}, {N: []byte("c")}}
+	b, err := codec.EncodeBytes(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := []tally{{N: []byte("old")}, {N: []byte("old")}}
+	dst := room[:0:2]
+	if err := codec.DecodeBytes(b, &dst); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(dst, src) || &dst[0] != &room[0] {
+		t.Errorf("decoded %q (in place: %v), want %q", dst, &dst[0] == &room[0], src)
+	}
+}

@@ -374,12 +374,18 @@ func preallocate(n int, t reflect.Type) int {
 	return min(n, max(1024, preallocBytes/max(int(t.Size()), 1)))
 }
 
-// grow adds a zero item to s, an addressable slice.
+// grow adds a zero item to s, an addressable slice. Within its capacity
+// the item is zeroed: the room may hold values already (a backend decodes
+// into the caller's results, where a lost attempt may have decoded before),
+// and decoding into a map or a pointer would merge with them.
 func grow(s reflect.Value) {
 	if s.Len() == s.Cap() {
 		s.Grow(1)
+		s.SetLen(s.Len() + 1)
+		return
 	}
 	s.SetLen(s.Len() + 1)
+	s.Index(s.Len() - 1).SetZero()
 }
 
 func buildArray(t reflect.Type, b map[reflect.Type]*codecs) (encFunc, decFunc) {

@@ -77,6 +77,11 @@ type parts struct {
 // finish completes f's task with f's results and err, or, for a part of a
 // split task, once every part is answered: with the results of the parts
 // in order, up to the first part that failed, and its error.
+//
+// Results are decoded into the call's own (Task.ResultsAt), where an
+// earlier attempt of the same items, lost with its connection, or a later
+// part of a split task may have decoded some: on an error, the results past
+// those that stand are zeroed, as if never written.
 func (f *flight) finish(err error) {
 	if err != nil {
 		var te *pool.TaskError
@@ -85,6 +90,9 @@ func (f *flight) finish(err error) {
 		}
 	}
 	if f.parts == nil {
+		if err != nil {
+			f.clearAfter(f.res)
+		}
 		f.t.Complete(f.res, err)
 		return
 	}
@@ -101,16 +109,32 @@ func (f *flight) finish(err error) {
 	}
 	slices.SortFunc(got, func(a, b *flight) int { return a.lo - b.lo })
 	joined := reflect.ValueOf(f.t.NewResults()).Elem()
-	for _, g := range got {
+	for i, g := range got {
 		if g.res != nil {
 			joined = reflect.AppendSlice(joined, reflect.ValueOf(g.res).Elem())
 		}
 		if g.err != nil {
+			g.clearAfter(g.res)
+			for _, h := range got[i+1:] {
+				h.clearAfter(nil)
+			}
 			f.t.Complete(joined.Interface(), g.err)
 			return
 		}
 	}
 	f.t.Complete(joined.Interface(), nil)
+}
+
+// clearAfter zeroes the call's results of f's items past the len(*res)
+// first (all of them for a nil res).
+func (f *flight) clearAfter(res any) {
+	n := 0
+	if res != nil {
+		n = reflect.ValueOf(res).Elem().Len()
+	}
+	if n < f.hi-f.lo {
+		reflect.ValueOf(f.t.ResultsAt(f.lo, f.hi)).Elem().Slice(n, f.hi-f.lo).Clear()
+	}
 }
 
 // start begins a session on conn, already authenticated: it waits for
@@ -320,7 +344,8 @@ func (w *wconn) result(body []byte, part bool) error {
 	}
 	if f.resErr == nil {
 		if f.res == nil {
-			f.res = f.t.NewResults()
+			// The call's own results lo to hi: decoded in place.
+			f.res = f.t.ResultsAt(f.lo, f.hi)
 		}
 		before := wire.SliceLen(reflect.ValueOf(f.res).Elem().Interface())
 		if err := w.codec.DecodeItems(dec, f.res); err != nil {
