@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -68,8 +67,9 @@ type Codec struct {
 	r    io.Reader
 	rbuf []byte
 	dec  *msgpack.Decoder
-	br   bytes.Reader
-	body []byte // what br reads, from its start
+	br   guard  // what dec reads: the body of a frame
+	last []byte // the body Recv last returned
+	lazy int    // where last's unchecked items start; len(last) if none
 
 	wmu      sync.Mutex
 	w        io.Writer
@@ -120,9 +120,19 @@ const keptReadBuffer = 1 << 20
 // Recv reads the next frame and returns its kind and body. The body is valid
 // until the next Recv. The body of every kind but Binary must be whole
 // msgpack values nesting at most 10000 deep, or Recv returns ErrMalformed
-// (see checkBody). At a clean end of the stream, between frames, it returns
-// io.EOF itself.
+// (see checkBody), with one exception, for speed: the items of a Run,
+// Result or ResultPart (see itemsAt) are checked only when they are read,
+// by [Codec.DecodeItems], which takes them with codec.DecodeFast (which
+// checks what it reads itself) or checks them before the general decoder
+// does, or by any read of the Decoder that reaches them. A malformed body
+// found then fails that read with ErrMalformed, and every later Recv too:
+// the stream must be closed, as after Recv's own errors. At a clean end of
+// the stream, between frames, it returns io.EOF itself.
 func (c *Codec) Recv() (Kind, []byte, error) {
+	if c.br.failed != nil {
+		return 0, nil, c.br.failed // a body found malformed after Recv
+	}
+	c.last, c.lazy = nil, 0
 	var hdr [4]byte
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -153,21 +163,58 @@ func (c *Codec) Recv() (Kind, []byte, error) {
 	if k == 0 || k > maxKind {
 		return 0, nil, fmt.Errorf("%w: unknown message kind %d", ErrMalformed, buf[0])
 	}
-	if k != KindBinary {
-		if err := checkBody(buf[1:]); err != nil {
+	body := buf[1:]
+	lazy := len(body)
+	if k == KindRun || k == KindResult || k == KindResultPart {
+		lazy = itemsAt(body)
+	}
+	if k != KindBinary && lazy == len(body) {
+		if err := checkBody(body); err != nil {
 			return 0, nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, k, err)
 		}
 	}
-	return k, buf[1:], nil
+	c.last, c.lazy = body, lazy
+	c.br.kind = k
+	return k, body, nil
+}
+
+// itemsAt returns where the array of items of a Run, Result or ResultPart
+// body starts, if the body is what our senders write: a 3-array whose
+// first two values are whole (as checkBody checks them: inside the array,
+// at most maxDepth-1 deep), then an array32 header (SendItems writes no
+// other) claiming no more items than bytes follow. Then the items and
+// whatever follows them are left unchecked. Otherwise it returns len(b):
+// the body is checked whole, by Recv.
+func itemsAt(b []byte) int {
+	if len(b) < 1 || b[0] != 0x93 {
+		return len(b)
+	}
+	at := 1
+	for range 2 {
+		end, err := scanIn(b[at:], 1)
+		if err != nil {
+			return len(b)
+		}
+		at += end
+	}
+	if len(b)-at < 5 || b[at] != 0xdd || uint64(binary.BigEndian.Uint32(b[at+1:])) > uint64(len(b)-at-5) {
+		return len(b)
+	}
+	return at
 }
 
 // ErrMalformed is returned for bytes that are not a valid frame or message.
 var ErrMalformed = errors.New("mp: malformed message")
 
-// Decoder returns the Codec's msgpack decoder, reset to read body.
+// Decoder returns the Codec's msgpack decoder, reset to read body. If
+// body is the one Recv last returned, a read that reaches its unchecked
+// items checks them first (see Recv).
 func (c *Codec) Decoder(body []byte) *msgpack.Decoder {
-	c.body = body
-	c.br.Reset(body)
+	unchecked := len(body)
+	if len(body) == len(c.last) && len(body) > 0 && &body[0] == &c.last[0] {
+		unchecked = c.lazy
+	}
+	c.br.reset(body, unchecked)
 	c.dec.Reset(&c.br)
 	return c.dec
 }
@@ -175,19 +222,34 @@ func (c *Codec) Decoder(body []byte) *msgpack.Decoder {
 // DecodeItems decodes the array of items that the Decoder last returned by
 // [Codec.Decoder] has reached into ptr, a pointer to a slice, as
 // codec.DecodeSlice(dec, ptr) does: slices of scalars straight from the
-// frame's bytes (codec.DecodeFast), others through dec.
+// frame's bytes (codec.DecodeFast), others through dec. Items Recv left
+// unchecked are checked here before the general decoder reads them, and
+// if they are not whole msgpack values DecodeItems fails with ErrMalformed
+// (and so does every later Recv).
 func (c *Codec) DecodeItems(dec *msgpack.Decoder, ptr any) error {
 	if dec == c.dec {
 		// dec reads c.br without buffering: c.br's position is dec's.
-		off := len(c.body) - c.br.Len()
-		if n, ok := codec.DecodeFast(c.body[off:], ptr); ok {
-			c.br.Reset(c.body[off+n:])
-			c.body = c.body[off+n:]
-			return nil
+		g := &c.br
+		at := g.i
+		if n, ok := codec.DecodeFast(g.b[at:], ptr); ok {
+			g.i += n
+			if at == g.unchecked {
+				// DecodeFast took every byte of the array as a whole
+				// value: what follows it (in what our senders write,
+				// nothing) is left to check, outside the body's array.
+				g.unchecked, g.inArray = g.i, false
+			}
+			return c.checked()
+		}
+		if err := c.checked(); err != nil {
+			return err
 		}
 	}
 	return codec.DecodeSlice(dec, ptr)
 }
+
+// checked checks the body's bytes that are still unchecked.
+func (c *Codec) checked() error { return c.br.check() }
 
 // Decode decodes body into v.
 func (c *Codec) Decode(body []byte, v any) error {
@@ -196,6 +258,91 @@ func (c *Codec) Decode(body []byte, v any) error {
 	}
 	return nil
 }
+
+// A guard is what a Codec's decoder reads: a frame's body, of which the
+// bytes from unchecked on are not known yet to be whole msgpack values.
+// A read that reaches them checks them all first (checkBody), and fails
+// with ErrMalformed if they are not: the general decoder never reads
+// unchecked bytes. Otherwise it reads as a bytes.Reader does.
+type guard struct {
+	b         []byte
+	i         int  // the next byte to read
+	unchecked int  // len(b) once all is checked
+	inArray   bool // the value at unchecked is the last of the body's array
+	kind      Kind
+	err       error // why b is malformed
+	failed    error // the first err of any body: the stream's, for Recv
+}
+
+func (g *guard) reset(b []byte, unchecked int) {
+	g.b, g.i, g.unchecked, g.inArray, g.err = b, 0, unchecked, unchecked < len(b), nil
+}
+
+// check checks the bytes from unchecked on, once, as checkBody would have
+// checked them as part of the whole body.
+func (g *guard) check() error {
+	if g.unchecked < len(g.b) && g.err == nil {
+		rest := g.b[g.unchecked:]
+		var err error
+		if g.inArray {
+			var end int
+			if end, err = scanIn(rest, 1); err == nil {
+				rest = rest[end:]
+			}
+		}
+		if err == nil {
+			err = checkBody(rest)
+		}
+		if err != nil {
+			g.err = fmt.Errorf("%w: %s body: %v", ErrMalformed, g.kind, err)
+			if g.failed == nil {
+				g.failed = g.err
+			}
+		} else {
+			g.unchecked, g.inArray = len(g.b), false
+		}
+	}
+	return g.err
+}
+
+func (g *guard) Read(p []byte) (int, error) {
+	if g.i >= len(g.b) {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(g.b)-g.i)
+	if g.i+n > g.unchecked {
+		if err := g.check(); err != nil {
+			return 0, err
+		}
+	}
+	copy(p, g.b[g.i:g.i+n])
+	g.i += n
+	return n, nil
+}
+
+func (g *guard) ReadByte() (byte, error) {
+	if g.i >= len(g.b) {
+		return 0, io.EOF
+	}
+	if g.i >= g.unchecked {
+		if err := g.check(); err != nil {
+			return 0, err
+		}
+	}
+	g.i++
+	return g.b[g.i-1], nil
+}
+
+func (g *guard) UnreadByte() error {
+	if g.i == 0 {
+		return errors.New("wire: UnreadByte at the start")
+	}
+	g.i--
+	return nil
+}
+
+// Len is the number of bytes not yet read.
+func (g *guard) Len() int { return len(g.b) - g.i }
 
 // Send encodes v with msgpack and writes it as one frame of kind k.
 func (c *Codec) Send(k Kind, v any) error {

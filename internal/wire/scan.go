@@ -65,7 +65,11 @@ var scalarLen = func() (t [256]int8) {
 // scanValue reads the msgpack value at the start of b without decoding it,
 // and returns where it ends. It uses no recursion, and allocates only for
 // values nesting more than 16 deep.
-func scanValue(b []byte) (end int, err error) {
+func scanValue(b []byte) (end int, err error) { return scanIn(b, 0) }
+
+// scanIn is scanValue for a value inside outer arrays or maps, which count
+// towards maxDepth.
+func scanIn(b []byte, outer int) (end int, err error) {
 	var open []uint64 // items still to read in each array or map not yet ended
 	i := 0
 	for {
@@ -181,7 +185,7 @@ func scanValue(b []byte) (end int, err error) {
 			if items > uint64(len(b)-i) {
 				return 0, errTruncated // each item takes a byte at least
 			}
-			if len(open) == maxDepth {
+			if len(open)+outer >= maxDepth {
 				return 0, errTooDeep
 			}
 			open = append(open, items)

@@ -349,6 +349,15 @@ func (w *wconn) result(body []byte, part bool) error {
 		}
 		before := wire.SliceLen(reflect.ValueOf(f.res).Elem().Interface())
 		if err := w.codec.DecodeItems(dec, f.res); err != nil {
+			if errors.Is(err, wire.ErrMalformed) {
+				// Not msgpack (Recv left the items for DecodeItems to
+				// check): the connection ends as for a malformed frame,
+				// and the chunk is re-run elsewhere with the others.
+				w.mu.Lock()
+				w.inflight[id] = f
+				w.mu.Unlock()
+				return err
+			}
 			f.resErr = encodingError(fmt.Sprintf("a result of %s from worker %s", funcName(f.t), w.name), err, before)
 		}
 	}
