@@ -3,7 +3,6 @@ package codec
 import (
 	"encoding/binary"
 	"math"
-	"math/bits"
 	"reflect"
 	"slices"
 	"unsafe"
@@ -115,38 +114,25 @@ func putInts[E int | int64 | int32](w []byte, s []E) (j, n int) {
 	for ; n < len(s); n++ {
 		x := int64(s[n])
 		v := w[j : j+9 : j+9]
-		if uint64(x+32) < 160 { // -32 to 127: a fixint
+		switch u := uint64(x); {
+		case uint64(x+32) < 160: // -32 to 127: a fixint
 			v[0] = byte(x)
 			j++
-			continue
+		case u <= math.MaxUint8:
+			binary.BigEndian.PutUint64(v, 0xcc<<56|u<<48)
+			j += 2
+		case u <= math.MaxUint16:
+			binary.BigEndian.PutUint64(v, 0xcd<<56|u<<40)
+			j += 3
+		case u <= math.MaxUint32:
+			binary.BigEndian.PutUint64(v, 0xce<<56|u<<24)
+			j += 5
+		default:
+			return j, n
 		}
-		u := uint64(x)
-		if u > math.MaxUint32 {
-			break
-		}
-		f := uintForm[bits.Len32(uint32(u))]
-		binary.BigEndian.PutUint64(v, uint64(f.code)<<56|u<<(f.shift&63))
-		j += int(f.n)
 	}
 	return j, n
 }
-
-// uintForm is, by the bit length of a number from 128 to 2³²-1, how
-// msgpack writes it: the code, the bytes in all, and the shift that puts
-// the payload after the code in a big-endian 64-bit word.
-var uintForm = func() (t [33]struct{ code, n, shift uint8 }) {
-	for l := 8; l <= 32; l++ {
-		switch {
-		case l <= 8:
-			t[l].code, t[l].n, t[l].shift = 0xcc, 2, 48
-		case l <= 16:
-			t[l].code, t[l].n, t[l].shift = 0xcd, 3, 40
-		default:
-			t[l].code, t[l].n, t[l].shift = 0xce, 5, 24
-		}
-	}
-	return t
-}()
 
 func appendUints[E uint | uint64](b []byte, s []E, from, to, limit int) ([]byte, int, bool) {
 	to = min(to, len(s))
