@@ -107,9 +107,9 @@ const intBlock = 1024
 // 2³²-1 (what a Map of small numbers sends). It returns the bytes written
 // and the items they hold. A number is written with one 8-byte big-endian
 // store of its code and payload (the bytes past the value are overwritten
-// by the next one, or cut off): about a dozen instructions and one bounds
-// check an item, no call. Other numbers stop it, so that the loop holds
-// its registers instead of saving them around a call.
+// by the next one, or cut off): about 25 instructions an item, the loop
+// and one bounds check included, and no call. Other numbers stop it, so
+// that the loop holds its registers instead of saving them around a call.
 func putInts[E int | int64 | int32](w []byte, s []E) (j, n int) {
 	for ; n < len(s); n++ {
 		x := int64(s[n])
