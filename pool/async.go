@@ -137,19 +137,171 @@ func MapAsyncCtx[T, R any](ctx context.Context, p *Pool, fn func(context.Context
 }
 
 // ApplyAsync starts [Apply] and returns at once, as Python's
-// Pool.apply_async.
+// Pool.apply_async. The call is admitted before ApplyAsync returns, as by
+// [MapAsync]. ApplyAsync never blocks: its task waits in the pool's queue
+// of async calls, in order, for one of a few goroutines the pool keeps to
+// submit it (no goroutine per call), and the result is set by the goroutine
+// that finishes the task. If ctx is done first, the call fails with
+// ctx.Err() at once, whether its task waits or runs.
 func ApplyAsync[T, R any](ctx context.Context, p *Pool, fn func(T) R, arg T) *AsyncResult[R] {
-	return goAsync(prepareApply(ctx, p, typed[T, R]{plain: fn}, arg))
+	return applyAsync(ctx, p, typed[T, R]{plain: fn}, arg)
 }
 
 // ApplyAsyncErr is [ApplyAsync] for functions that return an error.
 func ApplyAsyncErr[T, R any](ctx context.Context, p *Pool, fn func(T) (R, error), arg T) *AsyncResult[R] {
-	return goAsync(prepareApply(ctx, p, typed[T, R]{errf: fn}, arg))
+	return applyAsync(ctx, p, typed[T, R]{errf: fn}, arg)
 }
 
 // ApplyAsyncCtx is [ApplyAsync] for functions that take a context.
 func ApplyAsyncCtx[T, R any](ctx context.Context, p *Pool, fn func(context.Context, T) (R, error), arg T) *AsyncResult[R] {
-	return goAsync(prepareApply(ctx, p, typed[T, R]{ctxf: fn}, arg))
+	return applyAsync(ctx, p, typed[T, R]{ctxf: fn}, arg)
+}
+
+// applyAsync admits the call, queues its one task for the pool's
+// submitters and returns. The call ends, and its result is set, in the
+// goroutine that ends it: the one that finishes its task, fails it, or
+// cancels ctx.
+func applyAsync[T, R any](ctx context.Context, p *Pool, f typed[T, R], arg T) *AsyncResult[R] {
+	a := newAsync[R]()
+	var zero R
+	if err := f.check(); err != nil {
+		a.set(zero, err)
+		return a
+	}
+	c, err := begin(ctx, p, f)
+	if err != nil {
+		a.set(zero, err)
+		return a
+	}
+	// The pool hears of the call's end once it is over and its submitter
+	// is done with it (it may still be submitting when ctx is cancelled).
+	c.ends.Store(2)
+	k := &asyncApply[T, R]{}
+	k.in[0] = arg
+	t := newChunk(c, &f, k.in[:], k.out[:], 0)
+	c.then = func() {
+		c.mu.Lock()
+		stop := k.stop
+		c.mu.Unlock()
+		if stop != nil {
+			stop() // ctx no longer holds the call
+		}
+		c.stop.Store(true)
+		c.cancel()
+		c.endShare()
+		if err := c.result(ctx); err != nil {
+			a.set(zero, err)
+			return
+		}
+		a.set(k.out[0], nil)
+	}
+	if ctx.Done() != nil {
+		// If ctx is done already, over may run before stop is stored:
+		// then there is nothing to stop.
+		stop := context.AfterFunc(ctx, c.over)
+		c.mu.Lock()
+		k.stop = stop
+		c.mu.Unlock()
+	}
+	p.async.push(c, t)
+	return a
+}
+
+// asyncApply is the argument and result of an async Apply, in one
+// allocation.
+type asyncApply[T, R any] struct {
+	in   [1]T
+	out  [1]R
+	stop func() bool // of the context.AfterFunc on the caller's ctx; guarded by the call's mu
+}
+
+// asyncQueue holds the tasks of async calls until they are submitted, in
+// order, by a few goroutines it keeps (up to maxSubmitters, started as the
+// queue grows, kept until the pool is closed), so that an async call
+// neither blocks its caller nor costs a goroutine of its own, whose stack
+// the runtime would grow again for each call as it submits. While one
+// submitter waits for a free worker or writes to one, the others go on
+// queuing, and a cluster's connection sends their messages in one write.
+// Its zero value is ready.
+type asyncQueue struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	items   []asyncItem // items[head:] wait, first in first out
+	head    int
+	running int // submitters
+	idle    int // submitters waiting for an item
+	closed  bool
+}
+
+type asyncItem struct {
+	c *call
+	t task
+}
+
+// maxSubmitters bounds the goroutines of an asyncQueue.
+const maxSubmitters = 4
+
+func (q *asyncQueue) push(c *call, t task) {
+	q.mu.Lock()
+	if q.cond.L == nil {
+		q.cond.L = &q.mu
+	}
+	q.items = append(q.items, asyncItem{c, t})
+	switch {
+	case q.idle > 0:
+		q.cond.Signal()
+	case q.running < maxSubmitters:
+		q.running++
+		go q.submitter()
+	}
+	q.mu.Unlock()
+}
+
+// submitter submits the queue's tasks until the queue is closed and empty.
+func (q *asyncQueue) submitter() {
+	q.mu.Lock()
+	for {
+		for q.head == len(q.items) && !q.closed {
+			q.idle++
+			q.cond.Wait()
+			q.idle--
+		}
+		if q.head == len(q.items) {
+			q.running--
+			q.mu.Unlock()
+			return
+		}
+		it := q.items[q.head]
+		q.items[q.head] = asyncItem{}
+		q.head++
+		if q.head == len(q.items) {
+			q.items, q.head = q.items[:0], 0
+		} else if q.head >= 1024 && 2*q.head >= len(q.items) {
+			// A queue that never empties must not grow without end.
+			n := copy(q.items, q.items[q.head:])
+			clear(q.items[n:])
+			q.items, q.head = q.items[:n], 0
+		}
+		q.mu.Unlock()
+		if !it.c.stop.Load() { // not ended while it waited
+			it.c.submit(it.t)
+		}
+		it.c.release() // the submitter's share
+		it.c.endShare()
+		q.mu.Lock()
+	}
+}
+
+// close lets the submitters exit once the queue is empty. Calls admitted
+// before the pool closed may still push; a submitter is then started
+// again.
+func (q *asyncQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	if q.cond.L != nil {
+		q.cond.Broadcast()
+	}
+	q.mu.Unlock()
 }
 
 func goAsync[R any](run func() (R, error)) *AsyncResult[R] {

@@ -19,7 +19,8 @@ import (
 // local.New, or worker processes on this machine or on a cluster, made by
 // cluster.New. Its methods are safe for concurrent use.
 type Pool struct {
-	b backend.Backend
+	b     backend.Backend
+	async asyncQueue // the tasks of async calls, until submitted
 }
 
 func init() {
@@ -34,13 +35,19 @@ func (p *Pool) Workers() int { return p.b.Workers() }
 // Close stops the pool from admitting new calls. Calls already running
 // finish their work; then the workers exit. Close does not wait for that:
 // [Pool.Join] does. Close is idempotent.
-func (p *Pool) Close() error { return p.b.Close() }
+func (p *Pool) Close() error {
+	p.async.close()
+	return p.b.Close()
+}
 
 // Terminate stops the pool now: queued and running items fail with
 // [ErrTerminated], so every pending call returns promptly, and contexts
 // given to context-aware functions are cancelled. A plain function that is
 // already running cannot be interrupted; Join waits for it.
-func (p *Pool) Terminate() error { return p.b.Terminate() }
+func (p *Pool) Terminate() error {
+	p.async.close()
+	return p.b.Terminate()
+}
 
 // Join waits until every worker has exited, or ctx is done. It returns
 // [ErrNotClosed] if neither Close nor Terminate was called.
@@ -87,6 +94,13 @@ type call struct {
 	// onDone, if set, is called for every finished task, after its error
 	// was recorded and before pending is decremented.
 	onDone func(t task, err error)
+
+	// then, if set (an async call that no goroutine waits for), is called
+	// once, by over, when the call is over: its tasks are done, it failed,
+	// or its context is done.
+	then   func()
+	thenOK atomic.Bool  // then was called
+	ends   atomic.Int32 // async calls: End once this many endShare calls
 }
 
 func begin[T, R any](ctx context.Context, p *Pool, f typed[T, R]) (*call, error) {
@@ -121,6 +135,14 @@ func (c *call) end() {
 	c.p.End()
 }
 
+// endShare is end for an async call, done in shares: the pool hears of
+// the end at the last (see applyAsync).
+func (c *call) endShare() {
+	if c.ends.Add(-1) == 0 {
+		c.p.End()
+	}
+}
+
 func (c *call) remote() (*backend.Func, error) {
 	c.fnOnce.Do(func() {
 		c.fn, c.fnErr = registered(c.fnVal, c.fnPtr, c.shape)
@@ -144,6 +166,14 @@ func (c *call) fail(err error) {
 	c.mu.Unlock()
 	c.stop.Store(true)
 	c.cancel()
+	c.over()
+}
+
+// over calls then, the first time, if set: the call is over.
+func (c *call) over() {
+	if c.then != nil && c.thenOK.CompareAndSwap(false, true) {
+		c.then()
+	}
 }
 
 func (c *call) firstErr() error {
@@ -197,6 +227,7 @@ func (c *call) taskDone(t task, err error) {
 func (c *call) release() {
 	if c.pending.Add(-1) == 0 {
 		close(c.done)
+		c.over()
 	}
 }
 

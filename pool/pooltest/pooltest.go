@@ -78,6 +78,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"ImapError", s.imapError},
 		{"Async", s.async},
 		{"AsyncCallbacks", s.asyncCallbacks},
+		{"AsyncQueued", s.asyncQueued},
 		{"Wait", s.wait},
 		{"RegisteredErrors", s.registeredErrors},
 		{"ConcurrentCallers", s.concurrent},
@@ -609,6 +610,50 @@ func (s *suite) asyncCallbacks(t *testing.T) {
 	slices.Sort(vals)
 	if !slices.Equal(vals, ints(40)) {
 		t.Fatalf("callback values %v", vals)
+	}
+}
+
+// asyncQueued: ApplyAsync calls waiting behind busy workers return at
+// once, fail at once when their context is cancelled, keep their order
+// with the others, and still run when the pool is closed after them.
+func (s *suite) asyncQueued(t *testing.T) {
+	p := s.open(t, pool.Workers(2))
+	ctx := testCtx(t)
+	hold, release := context.WithCancel(ctx)
+	defer release()
+	// More than the workers and their queues can hold, so that the
+	// later calls wait in the pool.
+	var blocked []*pool.AsyncResult[int]
+	for range 40 {
+		blocked = append(blocked, pool.ApplyAsyncCtx(hold, p, BlockOnNegative, -1))
+	}
+	qctx, cancel := context.WithCancel(ctx)
+	queued := pool.ApplyAsync(qctx, p, Square, 3)
+	last := pool.ApplyAsync(ctx, p, Square, 7)
+	cancel()
+	if v, err := queued.Get(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a queued ApplyAsync whose context was cancelled = %v, %v, want context.Canceled", v, err)
+	}
+	for i, b := range blocked {
+		if b.Ready() {
+			t.Fatalf("blocked call %d is ready before its context was cancelled", i)
+		}
+	}
+	if last.Ready() {
+		t.Fatal("a call queued behind blocked ones is ready")
+	}
+	p.Close() // the calls already admitted run to the end
+	release()
+	for i, b := range blocked {
+		if _, err := b.Get(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("blocked call %d = %v, want context.Canceled", i, err)
+		}
+	}
+	if v, err := last.Get(ctx); err != nil || v != 49 {
+		t.Fatalf("ApplyAsync queued before Close = %v, %v, want 49", v, err)
+	}
+	if err := p.Join(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
