@@ -89,8 +89,14 @@ func (t typed[T, R]) Run(ctx context.Context, name string, args any) (any, error
 	}
 	out := make([]R, len(in))
 	// Plain functions do not see ctx: stop between items once it is done.
+	// One item needs no watch on ctx (the cost of a context.AfterFunc):
+	// ctx is checked before it.
 	stop := new(atomic.Bool)
-	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
+	if len(in) > 1 {
+		defer context.AfterFunc(ctx, func() { stop.Store(true) })()
+	} else if ctx.Err() != nil {
+		stop.Store(true)
+	}
 	n, err := t.runRange(ctx, stop, in, out)
 	if err != nil {
 		if te, ok := err.(*TaskError); ok {

@@ -190,6 +190,7 @@ func serveWorker(conn net.Conn, capacity int, rep *reporter, forward bool) error
 	defer sess.Close()
 	w := &worker{sess: sess, cfg: cfg, counts: rep, jobs: make(chan job, 32*capacity+16), running: map[uint64]context.CancelFunc{}}
 	w.fetches = map[[2]uint64]*fetching{}
+	w.base = objects.WithStore(context.Background(), cfg.Store)
 	objects.SetFetcher(w.fetch)
 	w.initErr = runInitializer(cfg.Initializer)
 
@@ -254,7 +255,8 @@ type worker struct {
 	sess    *yamux.Session
 	codec   *wire.Codec
 	cfg     wire.Config
-	counts  *reporter // nil unless a poolworker asked for counts
+	base    context.Context // of every chunk's context: the driver's store
+	counts  *reporter       // nil unless a poolworker asked for counts
 	jobs    chan job
 	initErr error
 	wg      sync.WaitGroup
@@ -362,7 +364,7 @@ func (w *worker) start(body []byte) error {
 		w.counts.chunk(rerr.Kind, 0, 0)
 		return w.send(wire.KindResult, func(enc *msgpack.Encoder) error { return wire.EncodeResult(enc, id, rerr, nil) })
 	}
-	ctx, cancel := context.WithCancel(objects.WithStore(context.Background(), w.cfg.Store))
+	ctx, cancel := context.WithCancel(w.base)
 	w.mu.Lock()
 	w.running[id] = cancel
 	w.mu.Unlock()
