@@ -187,7 +187,7 @@ func applyAsync[T, R any](ctx context.Context, p *Pool, f typed[T, R], arg T) *A
 			stop() // ctx no longer holds the call
 		}
 		c.stop.Store(true)
-		c.cancel()
+		c.cancelAll()
 		c.endShare()
 		if err := c.result(ctx); err != nil {
 			a.set(zero, err)

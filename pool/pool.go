@@ -101,6 +101,94 @@ type call struct {
 	then   func()
 	thenOK atomic.Bool  // then was called
 	ends   atomic.Int32 // async calls: End once this many endShare calls
+
+	// The functions tasks registered with AfterCancel, run once ctx is
+	// cancelled; guarded by mu.
+	parent    context.Context // the caller's context
+	hooks     *cancelHook     // a list, newest first
+	cancelled bool            // the hooks ran
+	unwatch   func() bool     // stops the watch on parent, if any
+}
+
+// cancelHook is a function registered by a task's AfterCancel.
+type cancelHook struct {
+	f          func()
+	prev, next *cancelHook
+	linked     bool
+}
+
+// afterCancel is Task.AfterCancel for the call's tasks.
+func (c *call) afterCancel(f func()) (stop func() bool) {
+	h := &cancelHook{f: f}
+	c.mu.Lock()
+	if c.cancelled {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	if c.unwatch == nil && c.parent.Done() != nil {
+		// The caller's context can be done while the call waits: watch
+		// it, once for all the call's tasks.
+		c.unwatch = context.AfterFunc(c.parent, c.runHooks)
+	}
+	h.next, h.linked = c.hooks, true
+	if h.next != nil {
+		h.next.prev = h
+	}
+	c.hooks = h
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !h.linked {
+			return false
+		}
+		h.linked = false
+		if h.prev != nil {
+			h.prev.next = h.next
+		} else {
+			c.hooks = h.next
+		}
+		if h.next != nil {
+			h.next.prev = h.prev
+		}
+		return true
+	}
+}
+
+// runHooks runs, once, in a goroutine, the functions registered with
+// afterCancel: the call's context is cancelled.
+func (c *call) runHooks() {
+	c.mu.Lock()
+	if c.cancelled {
+		c.mu.Unlock()
+		return
+	}
+	c.cancelled = true
+	hs := c.hooks
+	c.hooks = nil
+	for h := hs; h != nil; h = h.next {
+		h.linked = false
+	}
+	unwatch := c.unwatch
+	c.mu.Unlock()
+	if unwatch != nil {
+		unwatch()
+	}
+	if hs != nil {
+		go func() {
+			for h := hs; h != nil; h = h.next {
+				h.f()
+			}
+		}()
+	}
+}
+
+// cancelAll cancels the call's context, and runs the functions its tasks
+// registered with AfterCancel.
+func (c *call) cancelAll() {
+	c.cancel()
+	c.runHooks()
 }
 
 func begin[T, R any](ctx context.Context, p *Pool, f typed[T, R]) (*call, error) {
@@ -116,7 +204,7 @@ func begin[T, R any](ctx context.Context, p *Pool, f typed[T, R]) (*call, error)
 	if err := p.b.Begin(); err != nil {
 		return nil, err
 	}
-	c := &call{p: p.b, done: make(chan struct{}), fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
+	c := &call{p: p.b, parent: ctx, done: make(chan struct{}), fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
 	if s := objects.Of(p.b); s != nil {
 		// Functions that take a context learn their pool's store: a Ref
 		// of another pool fails there as on a cluster worker.
@@ -131,7 +219,7 @@ func begin[T, R any](ctx context.Context, p *Pool, f typed[T, R]) (*call, error)
 // tasks stop, and tells the pool the call submits no more.
 func (c *call) end() {
 	c.stop.Store(true)
-	c.cancel()
+	c.cancelAll()
 	c.p.End()
 }
 
@@ -165,7 +253,7 @@ func (c *call) fail(err error) {
 	}
 	c.mu.Unlock()
 	c.stop.Store(true)
-	c.cancel()
+	c.cancelAll()
 	c.over()
 }
 
@@ -329,6 +417,9 @@ func (k *chunk[T, R]) Len() int                     { return len(k.in) }
 func (k *chunk[T, R]) Args() any                    { return k.in }
 func (k *chunk[T, R]) NewResults() any              { return new([]R) }
 func (k *chunk[T, R]) Finish(err error)             { k.c.taskDone(k, err) }
+func (k *chunk[T, R]) AfterCancel(f func()) func() bool {
+	return k.c.afterCancel(f)
+}
 
 // ResultsAt is the chunk's out[lo:hi] as an empty slice with its room:
 // the call's own results, which a backend decodes into without a copy.

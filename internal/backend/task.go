@@ -41,6 +41,8 @@ type Work interface {
 	SetResults(results any) (int, error)
 	// Finish is called once, when the task finishes, with its error.
 	Finish(err error)
+	// AfterCancel is Task.AfterCancel.
+	AfterCancel(f func()) (stop func() bool)
 }
 
 // Init makes t the task of w. Package pool calls it once, before Submit.
@@ -74,6 +76,15 @@ func (t *Task) RunChecked() {
 // call ends, for any reason; a backend running the task remotely should
 // then cancel it there.
 func (t *Task) Context() context.Context { return t.w.Context() }
+
+// AfterCancel arranges for f to run, in a goroutine of its own, once the
+// task's call is cancelled (its Context is done), as
+// context.AfterFunc(t.Context(), f) would, and returns a stop function
+// with the same meaning as AfterFunc's. It costs less: a call keeps one
+// list of such functions for all its tasks, and watches the caller's
+// context at most once, instead of a watch per task on the call's context
+// (its allocations and its children map).
+func (t *Task) AfterCancel(f func()) (stop func() bool) { return t.w.AfterCancel(f) }
 
 // Func returns the registered function the task runs, or an error wrapping
 // pool.ErrNotRegistered that names the function and says what line to add.

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"github.com/mpgo/mp/internal/backend"
@@ -451,7 +450,7 @@ func (w *wconn) send(f *flight) (ok bool) {
 	w.sent++
 	f.id = w.p.nextID.Add(1)
 	id := f.id
-	f.stop = context.AfterFunc(f.t.Context(), func() {
+	f.stop = f.t.AfterCancel(func() {
 		if err := w.codec.Send(wire.KindCancel, wire.Cancel{ID: id}); err != nil && isTransportErr(err) {
 			w.kill() // a write timeout leaves the session unusable (yamux#142)
 		}

@@ -27,6 +27,9 @@ func (w *work) Args() any                    { return []int(nil) }
 func (w *work) NewResults() any              { return new([]int) }
 func (w *work) Finish(err error)             { w.err = err }
 func (w *work) ResultsAt(lo, hi int) any     { s := w.out[lo:lo:hi]; return &s }
+func (w *work) AfterCancel(f func()) func() bool {
+	return context.AfterFunc(w.Context(), f)
+}
 func (w *work) SetResults(res any) (n int, _ error) {
 	var rs []int
 	switch v := res.(type) {

@@ -21,6 +21,7 @@ func init() {
 	pool.MustRegisterErr(FailOnNegative)
 	pool.MustRegisterCtx(BlockOnNegative)
 	pool.MustRegisterCtx(Sleep)
+	pool.MustRegisterCtx(FailOrBlock)
 	pool.MustRegister(Trivial)
 	pool.MustRegister(Sample)
 }
@@ -52,6 +53,15 @@ func BlockOnNegative(ctx context.Context, x int) (int, error) {
 		return 0, ctx.Err()
 	}
 	return x, nil
+}
+
+// FailOrBlock fails for 0, waits until its context is cancelled for a
+// negative x, and returns any other x.
+func FailOrBlock(ctx context.Context, x int) (int, error) {
+	if x == 0 {
+		return 0, fmt.Errorf("item 0 fails")
+	}
+	return BlockOnNegative(ctx, x)
 }
 
 // Sleep sleeps for d, or until its context is cancelled, and returns d.

@@ -69,6 +69,7 @@ func Run(t *testing.T, newPool NewFunc) {
 		{"ActorLost", s.actorLost},
 		{"CancelStopsCall", s.cancel},
 		{"CancelReachesFunction", s.cancelReaches},
+		{"FailureCancelsOtherChunks", s.failureCancels},
 		{"DeadlineBeforeStart", s.deadlineBeforeStart},
 		{"Imap", s.imap},
 		{"ImapUnordered", s.imapUnordered},
@@ -334,6 +335,23 @@ func (s *suite) cancelReaches(t *testing.T) {
 	for i := range 3 {
 		if r, err := pool.Apply(testCtx(t), p, Square, i); err != nil || r != i*i {
 			t.Fatalf("after cancellation, Apply = %v, %v (the blocked function did not see its context cancelled?)", r, err)
+		}
+	}
+}
+
+// failureCancels: a chunk that fails cancels the call's other chunks,
+// where they wait and where they run, so that the worker is free again.
+func (s *suite) failureCancels(t *testing.T) {
+	p := s.open(t, pool.Workers(1))
+	ctx := testCtx(t)
+	if _, err := pool.MapCtx(ctx, p, FailOrBlock, []int{0, -1}, pool.Chunksize(1)); err == nil {
+		t.Fatal("MapCtx with a failing item: no error")
+	}
+	// If the blocking item were never cancelled, it would hold the only
+	// worker, and these would wait until the test's patience runs out.
+	for i := range 3 {
+		if r, err := pool.Apply(ctx, p, Square, i); err != nil || r != i*i {
+			t.Fatalf("after the failed call, Apply = %v, %v (its other chunk not cancelled?)", r, err)
 		}
 	}
 }
