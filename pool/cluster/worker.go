@@ -207,7 +207,13 @@ func serveWorker(conn net.Conn, capacity int, rep *reporter, forward bool) error
 	if forward {
 		defer forwardOutput(sess)()
 	}
-	w.codec = wire.NewCodec(stream, cfg.MaxFrame)
+	// A runner with more chunks waiting does not wait for its result to
+	// be written: results leave together (see writeQueue).
+	w.out = newWriteQueue(stream, func() bool { return len(w.jobs) > 0 }, func(error) { sess.Close() })
+	w.codec = wire.NewCodec(struct {
+		io.Reader
+		io.Writer
+	}{stream, w.out}, cfg.MaxFrame)
 	go func() {
 		select {
 		case <-sig:
@@ -220,6 +226,7 @@ func serveWorker(conn net.Conn, capacity int, rep *reporter, forward bool) error
 		go w.runner()
 	}
 	err = w.loop()
+	defer w.out.close()
 	close(w.jobs)
 	// The driver is gone: nobody wants the running chunks' results.
 	w.mu.Lock()
@@ -254,6 +261,7 @@ type worker struct {
 	fetches map[[2]uint64]*fetching // values of Refs asked for; guarded by mu
 	sess    *yamux.Session
 	codec   *wire.Codec
+	out     *writeQueue // under codec
 	cfg     wire.Config
 	base    context.Context // of every chunk's context: the driver's store
 	counts  *reporter       // nil unless a poolworker asked for counts
@@ -447,6 +455,9 @@ func (w *worker) runner() {
 	defer w.wg.Done()
 	for j := range w.jobs {
 		w.run(j)
+		if len(w.jobs) == 0 {
+			w.out.flush() // nothing else to do
+		}
 	}
 }
 
