@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // An AsyncResult is the handle of a call started by [MapAsync] or
@@ -162,39 +163,24 @@ func ApplyAsyncCtx[T, R any](ctx context.Context, p *Pool, fn func(context.Conte
 // goroutine that ends it: the one that finishes its task, fails it, or
 // cancels ctx.
 func applyAsync[T, R any](ctx context.Context, p *Pool, f typed[T, R], arg T) *AsyncResult[R] {
-	a := newAsync[R]()
-	var zero R
+	k := &asyncApply[T, R]{ctx: ctx, f: f}
+	k.a.done = make(chan struct{})
 	if err := f.check(); err != nil {
-		a.set(zero, err)
-		return a
+		k.a.set(k.out[0], err)
+		return &k.a
 	}
-	c, err := begin(ctx, p, f)
+	c, err := beginCall(ctx, p, f, false)
 	if err != nil {
-		a.set(zero, err)
-		return a
+		k.a.set(k.out[0], err)
+		return &k.a
 	}
 	// The pool hears of the call's end once it is over and its submitter
 	// is done with it (it may still be submitting when ctx is cancelled).
 	c.ends.Store(2)
-	k := &asyncApply[T, R]{}
 	k.in[0] = arg
-	t := newChunk(c, &f, k.in[:], k.out[:], 0)
-	c.then = func() {
-		c.mu.Lock()
-		stop := k.stop
-		c.mu.Unlock()
-		if stop != nil {
-			stop() // ctx no longer holds the call
-		}
-		c.stop.Store(true)
-		c.cancelAll()
-		c.endShare()
-		if err := c.result(ctx); err != nil {
-			a.set(zero, err)
-			return
-		}
-		a.set(k.out[0], nil)
-	}
+	k.chunk = chunk[T, R]{c: c, sent: time.Now(), f: &k.f, in: k.in[:], out: k.out[:]}
+	k.chunk.Init(&k.chunk)
+	c.then = k
 	if ctx.Done() != nil {
 		// If ctx is done already, over may run before stop is stored:
 		// then there is nothing to stop.
@@ -203,16 +189,40 @@ func applyAsync[T, R any](ctx context.Context, p *Pool, f typed[T, R], arg T) *A
 		k.stop = stop
 		c.mu.Unlock()
 	}
-	p.async.push(c, t)
-	return a
+	p.async.push(c, &k.chunk)
+	return &k.a
 }
 
-// asyncApply is the argument and result of an async Apply, in one
-// allocation.
+// asyncApply is an async Apply: its result, its task, its argument and
+// result, in one allocation.
 type asyncApply[T, R any] struct {
-	in   [1]T
-	out  [1]R
-	stop func() bool // of the context.AfterFunc on the caller's ctx; guarded by the call's mu
+	a     AsyncResult[R]
+	chunk chunk[T, R]
+	ctx   context.Context
+	f     typed[T, R]
+	in    [1]T
+	out   [1]R
+	stop  func() bool // of the context.AfterFunc on ctx; guarded by the call's mu
+}
+
+// callOver sets the result once the call is over.
+func (k *asyncApply[T, R]) callOver() {
+	c := k.chunk.c
+	c.mu.Lock()
+	stop := k.stop
+	c.mu.Unlock()
+	if stop != nil {
+		stop() // ctx no longer holds the call
+	}
+	c.stop.Store(true)
+	c.cancelAll()
+	c.endShare()
+	if err := c.result(k.ctx); err != nil {
+		var zero R
+		k.a.set(zero, err)
+		return
+	}
+	k.a.set(k.out[0], nil)
 }
 
 // asyncQueue holds the tasks of async calls until they are submitted, in

@@ -70,9 +70,9 @@ type call struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	stop    atomic.Bool
-	quick   atomic.Bool  // a chunk came back within quickChunk
-	pending atomic.Int64 // unfinished tasks, plus one while submitting
-	done    chan struct{}
+	quick   atomic.Bool   // a chunk came back within quickChunk
+	pending atomic.Int64  // unfinished tasks, plus one while submitting
+	done    chan struct{} // closed when pending falls to 0; nil for an async Apply
 
 	mu  sync.Mutex
 	err error
@@ -98,7 +98,7 @@ type call struct {
 	// then, if set (an async call that no goroutine waits for), is called
 	// once, by over, when the call is over: its tasks are done, it failed,
 	// or its context is done.
-	then   func()
+	then   callEnder
 	thenOK atomic.Bool  // then was called
 	ends   atomic.Int32 // async calls: End once this many endShare calls
 
@@ -109,6 +109,9 @@ type call struct {
 	cancelled bool            // the hooks ran
 	unwatch   func() bool     // stops the watch on parent, if any
 }
+
+// A callEnder finishes an async call that no goroutine waits for.
+type callEnder interface{ callOver() }
 
 // cancelHook is a function registered by a task's AfterCancel.
 type cancelHook struct {
@@ -192,6 +195,12 @@ func (c *call) cancelAll() {
 }
 
 func begin[T, R any](ctx context.Context, p *Pool, f typed[T, R]) (*call, error) {
+	return beginCall(ctx, p, f, true)
+}
+
+// beginCall is begin; a call that no goroutine waits for (wait false) has
+// no done channel.
+func beginCall[T, R any](ctx context.Context, p *Pool, f typed[T, R], wait bool) (*call, error) {
 	if ctx == nil {
 		return nil, errors.New("pool: nil Context")
 	}
@@ -204,7 +213,10 @@ func begin[T, R any](ctx context.Context, p *Pool, f typed[T, R]) (*call, error)
 	if err := p.b.Begin(); err != nil {
 		return nil, err
 	}
-	c := &call{p: p.b, parent: ctx, done: make(chan struct{}), fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
+	c := &call{p: p.b, parent: ctx, fnVal: f.value(), fnPtr: f.ptr(), shape: f.shape()}
+	if wait {
+		c.done = make(chan struct{})
+	}
 	if s := objects.Of(p.b); s != nil {
 		// Functions that take a context learn their pool's store: a Ref
 		// of another pool fails there as on a cluster worker.
@@ -260,7 +272,7 @@ func (c *call) fail(err error) {
 // over calls then, the first time, if set: the call is over.
 func (c *call) over() {
 	if c.then != nil && c.thenOK.CompareAndSwap(false, true) {
-		c.then()
+		c.then.callOver()
 	}
 }
 
@@ -314,7 +326,9 @@ func (c *call) taskDone(t task, err error) {
 
 func (c *call) release() {
 	if c.pending.Add(-1) == 0 {
-		close(c.done)
+		if c.done != nil {
+			close(c.done)
+		}
 		c.over()
 	}
 }

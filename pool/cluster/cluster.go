@@ -505,6 +505,10 @@ type waiter struct {
 	got chan *wconn // receives the connection whose slot was reserved for it
 }
 
+// waiters keeps waiters between acquires: a waiter goes back only once
+// its channel is empty again.
+var waiters = sync.Pool{New: func() any { return &waiter{got: make(chan *wconn, 1)} }}
+
 func (s *sched) init(p *driver) { s.p = p }
 
 func (s *sched) add(w *wconn) {
@@ -637,12 +641,13 @@ func (s *sched) acquire(ctx context.Context) (*wconn, error) {
 			return w, nil
 		}
 	}
-	wt := &waiter{got: make(chan *wconn, 1)}
+	wt := waiters.Get().(*waiter)
 	s.waiters = append(s.waiters, wt)
 	s.mu.Unlock()
 	var err error
 	select {
 	case w := <-wt.got:
+		waiters.Put(wt)
 		return w, nil
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -661,6 +666,9 @@ func (s *sched) acquire(ctx context.Context) (*wconn, error) {
 		s.release(w)
 	default:
 	}
+	// No slot can come now: handoffLocked sends only to listed waiters,
+	// under s.mu.
+	waiters.Put(wt)
 	return nil, err
 }
 
