@@ -12,8 +12,9 @@ import (
 // results of many chunks leave in one write, when the runner runs out of
 // chunks (flush), or at the latest maxHold after the first of them was
 // queued, whichever comes first, so that a long chunk does not hold back
-// the results queued before it. A lone result (no chunk waiting) is
-// written at once, in the sender's goroutine, as without the queue.
+// the results queued before it. A lone result (no chunk waiting), or a
+// large one (maxHeldFrame) with nothing queued before it, is written at
+// once, in the sender's goroutine, as without the queue.
 //
 // Frames leave in the order of the Write calls. After a failed write
 // every Write returns that error, and onErr runs once with it. While
@@ -39,6 +40,12 @@ type writeQueue struct {
 
 // maxHold is the longest a writeQueue holds a result back.
 const maxHold = 50 * time.Microsecond
+
+// maxHeldFrame is the size from which a frame that would wait alone is
+// written at once instead: a write system call is worth more than
+// copying a small frame, not a large one (a Map's chunk of 10,000
+// results).
+const maxHeldFrame = 64 << 10
 
 // maxQueuedWrite is the bytes a writeQueue queues before it writes, or
 // its senders wait (one more frame may go over it), as wire.Codec's own
@@ -66,8 +73,9 @@ func (q *writeQueue) Write(p []byte) (int, error) {
 		q.mu.Unlock()
 		return 0, err
 	}
-	if !q.writing && len(q.buf) == 0 && !q.later() {
-		// Alone: write it now, without a copy.
+	if !q.writing && len(q.buf) == 0 && (len(p) >= maxHeldFrame || !q.later()) {
+		// Alone, or large enough to be worth its own write: write it
+		// now, without a copy.
 		q.writing = true
 		q.mu.Unlock()
 		_, err := q.w.Write(p)

@@ -73,6 +73,17 @@ func TestWriteQueue(t *testing.T) {
 			t.Fatalf("%d writes of %q", n, b)
 		}
 	})
+	t.Run("large", func(t *testing.T) {
+		r := &recorder{got: make(chan struct{}, 1)}
+		q := newWriteQueue(r, func() bool { return true }, nil)
+		q.hold = time.Hour
+		defer q.close()
+		big := bytes.Repeat([]byte("x"), maxHeldFrame)
+		q.Write(big)
+		if n, b := r.all(); n != 1 || len(b) != len(big) {
+			t.Fatalf("%d writes of %d bytes, want a large frame written at once", n, len(b))
+		}
+	})
 	t.Run("order", func(t *testing.T) {
 		r := &recorder{got: make(chan struct{}, 1)}
 		q := newWriteQueue(r, more.Load, nil)
