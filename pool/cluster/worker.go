@@ -511,6 +511,12 @@ func toRemote(err error) *wire.RemoteError {
 	if err == nil {
 		return nil
 	}
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		// A chunk cancelled before it ran: its first item is where it
+		// stopped, and the driver must see the context's error as itself,
+		// as it sees one that a function returned.
+		err = &pool.TaskError{Index: 0, Err: err}
+	}
 	r := &wire.RemoteError{Kind: wire.ErrKindError, Message: err.Error()}
 	var te *pool.TaskError
 	if errors.As(err, &te) {
