@@ -2,51 +2,15 @@ package wire
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-// issue returns PEM of a new CA, a certificate it signs and that
-// certificate's key.
-func issue(t *testing.T, name string) (certPEM, keyPEM, caPEM []byte) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-}
+	"github.com/mpgo/mp/internal/testenv"
+)
 
 // renew writes the files as Kubernetes renews a Secret volume: the new
 // files in a new directory, then the link the paths go through swapped.
@@ -75,7 +39,7 @@ func renew(t *testing.T, dir string, certPEM, keyPEM, caPEM []byte) {
 
 func TestCertFilesRenewed(t *testing.T) {
 	dir := t.TempDir()
-	c1, k1, a1 := issue(t, "first")
+	c1, k1, a1 := testenv.PKI(t, "first")
 	renew(t, dir, c1, k1, a1)
 	files, err := LoadCertFiles(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt"))
 	if err != nil {
@@ -93,7 +57,7 @@ func TestCertFilesRenewed(t *testing.T) {
 		t.Fatalf("Current() = %s, %v; want the first certificate", leaf(cert), err)
 	}
 
-	c2, k2, a2 := issue(t, "second")
+	c2, k2, a2 := testenv.PKI(t, "second")
 	renew(t, dir, c2, k2, a2)
 	cert, pool, err := files.Current()
 	if err != nil || leaf(cert) != "second" {
@@ -107,7 +71,7 @@ func TestCertFilesRenewed(t *testing.T) {
 
 	// A renewal whose key is not the certificate's: the second stays, and
 	// the error is said once.
-	c3, _, a3 := issue(t, "third")
+	c3, _, a3 := testenv.PKI(t, "third")
 	renew(t, dir, c3, k2, a3)
 	cert, _, err = files.Current()
 	if err == nil || !strings.Contains(err.Error(), "is not the key of certificate") || leaf(cert) != "second" {

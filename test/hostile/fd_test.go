@@ -46,26 +46,7 @@ func TestHeldConnections(t *testing.T) {
 		t.Fatalf("poolworker's limits:\n%s", limits)
 	}
 
-	var held []net.Conn
-	t.Cleanup(func() {
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	hold := func(src string) {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", n.addr)
-		if err != nil {
-			t.Fatalf("holding connections: %v", err)
-		}
-		held = append(held, c)
-	}
-	for range 1100 {
-		hold("127.0.0.2")
-	}
-	for i := range 1100 {
-		hold(fmt.Sprintf("127.0.1.%d", i%110+1))
-	}
+	flood(t, n.addr)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
@@ -138,26 +119,7 @@ func TestHeldConnectionsDriver(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	var held []net.Conn
-	t.Cleanup(func() {
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	hold := func(src string) {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("holding connections: %v", err)
-		}
-		held = append(held, c)
-	}
-	for range 1100 {
-		hold("127.0.0.2")
-	}
-	for i := range 1100 {
-		hold(fmt.Sprintf("127.0.1.%d", i%110+1))
-	}
+	held := flood(t, addr)
 	// A connection the driver closed reads EOF (or a reset); one it still
 	// holds reads nothing until the deadline, 3 s, well before its 10 s
 	// handshake timeout.
@@ -197,4 +159,32 @@ func TestHeldConnectionsDriver(t *testing.T) {
 	if len(ev.Find("too many connections awaiting their handshake", "", time.Time{})) == 0 {
 		t.Errorf("the driver did not say it shed connections:\n%s", ev)
 	}
+}
+
+// flood opens connections to addr that never start their handshake, held
+// until the test ends: 1,100 from 127.0.0.2 and 1,100 from 110 other
+// addresses, 10 each.
+func flood(t *testing.T, addr string) []net.Conn {
+	t.Helper()
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	hold := func(src string) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("holding connections: %v", err)
+		}
+		held = append(held, c)
+	}
+	for range 1100 {
+		hold("127.0.0.2")
+	}
+	for i := range 1100 {
+		hold(fmt.Sprintf("127.0.1.%d", i%110+1))
+	}
+	return held
 }
