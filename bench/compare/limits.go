@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"time"
 
@@ -209,12 +208,7 @@ func roundTrips(rw io.ReadWriter, calls int) (result, error) {
 		}
 		d[i] = time.Since(t)
 	}
-	total := time.Since(start)
-	slices.Sort(d)
-	return result{d: total, extra: map[string]float64{
-		"p50": float64(percentile(d, 0.50).Nanoseconds()),
-		"p99": float64(percentile(d, 0.99).Nanoseconds()),
-	}}, nil
+	return latencies(d, time.Since(start)), nil
 }
 
 // pipelined sends msgs 64-byte messages on rw with at most window of them

@@ -37,12 +37,17 @@ func applyLatency(p *pool.Pool, calls int) (result, error) {
 			return result{}, fmt.Errorf("Apply(%d) = %d", i, r)
 		}
 	}
-	total := time.Since(start)
+	return latencies(d, time.Since(start)), nil
+}
+
+// latencies is the result of timed round trips d taking total in all:
+// their p50 and p99 (ns) as extras. It sorts d.
+func latencies(d []time.Duration, total time.Duration) result {
 	slices.Sort(d)
 	return result{d: total, extra: map[string]float64{
 		"p50": float64(percentile(d, 0.50).Nanoseconds()),
 		"p99": float64(percentile(d, 0.99).Nanoseconds()),
-	}}, nil
+	}}
 }
 
 // applyAsync starts tasks ApplyAsyncs of pooltest.Trivial on p, at most window at a
