@@ -36,7 +36,3 @@ func (s *server) admit(conn net.Conn) bool {
 	s.pending[conn] = struct{}{}
 	return true
 }
-
-// handshakeDone records that conn passed its handshake: it no longer
-// counts against the limits.
-func (s *server) handshakeDone(conn net.Conn) { s.gate.Done(conn) }

@@ -189,7 +189,7 @@ func (s *server) handle(conn net.Conn) {
 		log.Log(context.Background(), handshakeLevel(err), "handshake failed", "err", err)
 		return
 	}
-	s.handshakeDone(conn) // (after a failure, release does it)
+	s.gate.Done(conn) // it passed: it no longer counts (after a failure, release does it)
 	// The session lasts until setUp fails here, or until the worker
 	// process that takes it over exits (reap). Everything from here
 	// crosses the encrypted channel sc.

@@ -103,7 +103,8 @@ var _ backend.Backend = (*driver)(nil)
 // [MinMembers] of them (default 1) are ready; those that do not answer are
 // logged and retried in the background. It returns a configuration error,
 // or the failures to start or reach the workers (for poolworkers, an
-// authentication failure wraps wire.ErrAuth and says to check MP_TOKEN).
+// authentication failure wraps wire.ErrAuth and says what failed: the
+// token, with a pointer to MP_TOKEN, or a certificate).
 //
 // An address may be a name that resolves to several addresses (a
 // Kubernetes headless Service, say): each is a member, and the name is

@@ -447,7 +447,7 @@ func TestCertManager(t *testing.T) {
 			t.Errorf("Certificate %s: issuer %+v is not a CA Issuer of the component", cert.Name, cert.Spec.IssuerRef)
 			continue
 		}
-		ca := o.certs[""]
+		var ca *cmCertificate
 		for _, cc := range o.certs {
 			if cc.Spec.SecretName == iss.Spec.CA.SecretName {
 				ca = cc
