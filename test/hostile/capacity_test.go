@@ -41,16 +41,10 @@ func fakeNode(t *testing.T, ready wire.Ready) string {
 			}
 			go func() {
 				defer c.Close()
-				sc, err := wire.WorkerHandshake(c, wire.Auth{Token: []byte(strongToken)}, 5*time.Second)
-				if err != nil {
+				sc, _, ok := fakeSetup(c, ready)
+				if !ok {
 					return
 				}
-				boot := wire.NewUnbufferedCodec(sc, 0)
-				if k, _, err := boot.Recv(); err != nil || k != wire.KindSetup {
-					return
-				}
-				boot.Send(wire.KindSetupReply, wire.SetupReply{})
-				boot.Send(wire.KindReady, ready)
 				c.SetReadDeadline(time.Now().Add(30 * time.Second))
 				io.Copy(io.Discard, sc) // until the driver hangs up
 			}()

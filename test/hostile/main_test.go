@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mpgo/mp/internal/testenv"
+	"github.com/mpgo/mp/internal/wire"
 	"github.com/mpgo/mp/pool"
 	"github.com/mpgo/mp/pool/cluster"
 )
@@ -183,4 +185,23 @@ func closeAtEnd(t *testing.T, p *pool.Pool) {
 			t.Errorf("Join: %v", err)
 		}
 	})
+}
+
+// fakeSetup plays a poolworker's part on c, a driver's connection, up to
+// its worker process's Ready: the handshake (strongToken), the driver's
+// Setup answered as if the executable were cached, and ready sent as the
+// worker process would. It returns the channel and its codec, or false if
+// the driver did not go that far.
+func fakeSetup(c net.Conn, ready wire.Ready) (net.Conn, *wire.Codec, bool) {
+	sc, err := wire.WorkerHandshake(c, wire.Auth{Token: []byte(strongToken)}, 5*time.Second)
+	if err != nil {
+		return nil, nil, false
+	}
+	boot := wire.NewUnbufferedCodec(sc, 0)
+	if k, _, err := boot.Recv(); err != nil || k != wire.KindSetup {
+		return nil, nil, false
+	}
+	boot.Send(wire.KindSetupReply, wire.SetupReply{})
+	boot.Send(wire.KindReady, ready)
+	return sc, boot, true
 }

@@ -41,16 +41,10 @@ func fakeWorker(t *testing.T, answer func(id uint64) []byte) (addr string, runs 
 		}
 		defer c.Close()
 		defer close(hungUp)
-		sc, err := wire.WorkerHandshake(c, wire.Auth{Token: []byte(strongToken)}, 5*time.Second)
-		if err != nil {
+		sc, boot, ok := fakeSetup(c, wire.Ready{PID: 1, Capacity: 1, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Host: "fake"})
+		if !ok {
 			return
 		}
-		boot := wire.NewUnbufferedCodec(sc, 0)
-		if k, _, err := boot.Recv(); err != nil || k != wire.KindSetup {
-			return
-		}
-		boot.Send(wire.KindSetupReply, wire.SetupReply{})
-		boot.Send(wire.KindReady, wire.Ready{PID: 1, Capacity: 1, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Host: "fake"})
 		if k, _, err := boot.Recv(); err != nil || k != wire.KindConfig {
 			return
 		}
